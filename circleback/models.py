@@ -1,0 +1,190 @@
+"""Typed views of the CircleCI API v2 objects circleback reads.
+
+Statuses are enums that still accept a value CircleCI adds tomorrow: a field typed
+``WorkflowStatus | str`` with left-to-right union mode keeps known values as enum members
+and passes unknown ones through as plain strings, so a new status never breaks parsing.
+Unknown fields are ignored for the same reason.
+
+Spec: ``shared/reference/circleci-api-v2.openapi.json`` (schemas Pipeline, Workflow, Job).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class PipelineState(str, Enum):
+    """Where a pipeline is in its own (config) lifecycle; ``created`` is the good end."""
+
+    CREATED = "created"
+    ERRORED = "errored"
+    SETUP_PENDING = "setup-pending"
+    SETUP = "setup"
+    PENDING = "pending"
+
+
+class WorkflowStatus(str, Enum):
+    """A workflow's status, per the spec's enum."""
+
+    SUCCESS = "success"
+    RUNNING = "running"
+    NOT_RUN = "not_run"
+    FAILED = "failed"
+    ERROR = "error"
+    FAILING = "failing"
+    ON_HOLD = "on_hold"
+    CANCELED = "canceled"
+    UNAUTHORIZED = "unauthorized"
+
+
+#: Workflow statuses that will not change by themselves (docs: workflows §states).
+#: ``not_run`` is final too: nothing will ever start it.
+FINAL_WORKFLOW_STATUSES = frozenset(
+    {
+        WorkflowStatus.SUCCESS,
+        WorkflowStatus.FAILED,
+        WorkflowStatus.ERROR,
+        WorkflowStatus.CANCELED,
+        WorkflowStatus.UNAUTHORIZED,
+        WorkflowStatus.NOT_RUN,
+    }
+)
+
+#: Statuses that mean "still going": everything else, known or not, is treated as final.
+ACTIVE_WORKFLOW_STATUSES = frozenset(
+    {WorkflowStatus.RUNNING, WorkflowStatus.FAILING, WorkflowStatus.ON_HOLD}
+)
+
+
+class JobStatus(str, Enum):
+    """A job's status, per the spec's enum."""
+
+    SUCCESS = "success"
+    RUNNING = "running"
+    NOT_RUN = "not_run"
+    FAILED = "failed"
+    RETRIED = "retried"
+    QUEUED = "queued"
+    NOT_RUNNING = "not_running"
+    INFRASTRUCTURE_FAIL = "infrastructure_fail"
+    TIMEDOUT = "timedout"
+    ON_HOLD = "on_hold"
+    TERMINATED_UNKNOWN = "terminated-unknown"
+    BLOCKED = "blocked"
+    CANCELED = "canceled"
+    UNAUTHORIZED = "unauthorized"
+
+
+class JobType(str, Enum):
+    """``approval`` jobs wait for a human (or circleback); ``build`` jobs run steps."""
+
+    BUILD = "build"
+    APPROVAL = "approval"
+
+
+def _status_field() -> Any:
+    return Field(union_mode="left_to_right")
+
+
+class PipelineError(_Model):
+    """One entry of a pipeline's ``errors``: why CircleCI could not run it."""
+
+    type: str
+    """Kind of error, e.g. ``config`` or ``config-fetch``."""
+    message: str
+    """CircleCI's own words, shown to the user as they are."""
+
+
+class PipelineCreation(_Model):
+    """What a trigger answers with (201): the new pipeline's identity."""
+
+    id: str
+    """The new pipeline's UUID."""
+    state: PipelineState | str = _status_field()
+    """Usually ``pending`` or ``created`` at this point."""
+    number: int
+    """The pipeline's number within its project."""
+    created_at: datetime
+    """When CircleCI created it."""
+
+
+class Pipeline(_Model):
+    """A pipeline (``GET /pipeline/{id}``): it holds no workflows, list those separately."""
+
+    id: str
+    """The pipeline's UUID."""
+    number: int
+    """Its number within the project."""
+    project_slug: str
+    """The project it belongs to, e.g. ``gh/acme/b``."""
+    state: PipelineState | str = _status_field()
+    """Config lifecycle state; ``errored`` means no workflow will ever run."""
+    created_at: datetime
+    """When CircleCI created it."""
+    errors: tuple[PipelineError, ...] = ()
+    """Why it errored, when it did."""
+    trigger_parameters: dict[str, Any] | None = None
+    """Parameters it was triggered with (optional in the spec)."""
+
+
+class Workflow(_Model):
+    """A workflow of a pipeline; a rerun is a new workflow with the same name."""
+
+    id: str
+    """The workflow's UUID."""
+    name: str
+    """Its name in the config; not unique within a pipeline after reruns."""
+    status: WorkflowStatus | str = _status_field()
+    """Current status; may be a value newer than this code."""
+    created_at: datetime
+    """When it was created; the newest of same-named workflows is the live one."""
+    stopped_at: datetime | None = None
+    """When it reached a final status, if it has."""
+    pipeline_id: str
+    """The pipeline it belongs to."""
+    pipeline_number: int
+    """That pipeline's number."""
+    project_slug: str
+    """The project it belongs to."""
+
+    @property
+    def is_final(self) -> bool:
+        """True unless the status is one that still changes (running, failing, on hold).
+
+        An unknown status counts as final so that a wait never hangs on a value CircleCI
+        adds; it then fails the check, since only ``success`` passes.
+        """
+        return self.status not in ACTIVE_WORKFLOW_STATUSES
+
+
+class Job(_Model):
+    """A job of a workflow, as listed by ``GET /workflow/{id}/job``."""
+
+    id: str
+    """The job's UUID."""
+    name: str
+    """Its name in the workflow (matrix legs have their expanded names)."""
+    type: JobType | str = _status_field()
+    """``build`` or ``approval``."""
+    status: JobStatus | str = _status_field()
+    """Current status; a pending approval is ``on_hold``."""
+    job_number: int | None = None
+    """Build number; absent on some approval jobs."""
+    started_at: datetime | None = None
+    """When it started, if it has."""
+    stopped_at: datetime | None = None
+    """When it stopped, if it has."""
+    approval_request_id: str | None = None
+    """The id to approve it by; equal to ``id`` in real output, but preferred when present."""
+    project_slug: str = ""
+    """The project it belongs to."""
+    dependencies: tuple[str, ...] = ()
+    """Ids of the jobs it requires."""
