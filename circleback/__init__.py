@@ -1,4 +1,4 @@
-"""circleback: one CircleCI pipeline triggers another, waits for it at no cost, acts on its result."""
+"""circleback: a CircleCI pipeline triggers another, waits for it for free, acts on its result."""
 
 from circleback._version import __version__
 

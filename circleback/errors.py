@@ -88,9 +88,7 @@ class APIError(CirclebackError):
 class AuthenticationError(APIError):
     """Raised on 401: the token is missing, wrong, revoked, or a project token."""
 
-    default_hint = (
-        "Set CIRCLEBACK_TOKEN (or CIRCLE_TOKEN) to a valid CircleCI personal API token."
-    )
+    default_hint = "Set CIRCLEBACK_TOKEN (or CIRCLE_TOKEN) to a valid CircleCI personal API token."
 
 
 class PermissionDenied(APIError):

@@ -1,0 +1,86 @@
+"""Where circleback finds its token and host: the environment, never a flag.
+
+The token is read from ``CIRCLEBACK_TOKEN``, else ``CIRCLE_TOKEN`` (the orb's default),
+else ``CIRCLECI_API_KEY`` (the name the CircleCI tutorial uses), and is kept as a
+``SecretStr`` so that no repr, log line or exception can show it. A flag would leak it
+into shell history and ``ps``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from circleback.errors import ConfigurationError
+
+DEFAULT_HOST = "https://circleci.com"
+API_PREFIX = "/api/v2"
+TOKEN_VARIABLES = ("CIRCLEBACK_TOKEN", "CIRCLE_TOKEN", "CIRCLECI_API_KEY")
+
+
+class Settings(BaseSettings):
+    """circleback's settings, read from the environment."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    token: SecretStr | None = Field(default=None, validation_alias=AliasChoices(*TOKEN_VARIABLES))
+    """A CircleCI personal API token (project tokens do not work with API v2)."""
+    host: str = Field(default=DEFAULT_HOST, validation_alias=AliasChoices("CIRCLEBACK_HOST"))
+    """CircleCI's address; a CircleCI Server hostname works the same way."""
+
+    def require_token(self) -> SecretStr:
+        """The token, or a configuration error that says where to put it."""
+        if self.token is None or not self.token.get_secret_value().strip():
+            raise ConfigurationError(
+                "No CircleCI API token found.",
+                hint=f"Set {TOKEN_VARIABLES[0]} (or {' or '.join(TOKEN_VARIABLES[1:])}) "
+                "to a personal API token from https://app.circleci.com/settings/user/tokens.",
+            )
+        return self.token
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, turning validation errors into a hint."""
+    try:
+        return Settings()
+    except ValidationError as exc:  # pragma: no cover - every field is a plain string
+        raise ConfigurationError(f"Invalid settings: {exc.error_count()} error(s).") from None
+
+
+def api_base_url(host: str) -> str:
+    """Turn a host such as ``https://circleci.com`` into the API v2 base URL.
+
+    Plain ``http://`` is refused unless the host is a loopback address (the emulator): the
+    token travels in a header, and over plain HTTP anyone on the path could read it.
+    """
+    text = host.strip().rstrip("/")
+    if text.endswith(API_PREFIX):
+        text = text[: -len(API_PREFIX)].rstrip("/")
+    parts = urlsplit(text)
+    hint = "Set CIRCLEBACK_HOST to https://circleci.com or your CircleCI Server's https URL."
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigurationError(f"CIRCLEBACK_HOST {text[:80]!r} is not an http(s) URL.", hint=hint)
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError(
+            "CIRCLEBACK_HOST must not carry credentials, a query or a fragment.", hint=hint
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"CIRCLEBACK_HOST {text[:80]!r} uses plain http:// for a host that is not loopback; "
+            "the token would cross the network unencrypted.",
+            hint=hint,
+        )
+    return text + API_PREFIX
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
