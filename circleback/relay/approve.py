@@ -1,0 +1,241 @@
+"""``approve``: B finds A's hold job and releases it, once, and only where allowed.
+
+Where the tutorial approves ``items[0]`` of A's workflows from the first page of jobs,
+this looks through every workflow of A (newest first, so a rerun of A is handled) and
+every page of jobs, approves only a job of ``type: approval`` that is ``on_hold``, treats
+"already approved" as success (a matrix of B approves N times), and refuses to act on a
+pipeline whose project is not on the allow-list: B's token can approve anything it can
+reach, so a forged ``triggering-pipeline-id`` must not point it at, say, a deploy gate.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from circleback import errors
+from circleback.client import CircleCIClient
+from circleback.models import Job, JobStatus, JobType, Workflow
+from circleback.validation import parse_uuid
+
+logger = logging.getLogger("circleback.relay")
+
+DEFAULT_JOB_NAME = "wait-for-triggered-pipeline"
+#: How long to wait for a hold that exists but is not yet ``on_hold`` (A still busy).
+DEFAULT_HOLD_WAIT = 300.0
+
+FORGED_ID_RISK = (
+    "Refusing to approve without --allow-project: anyone who can trigger this pipeline "
+    "could pass a forged triggering-pipeline-id and make it approve any approval job this "
+    "token can reach (a production deploy gate, say)."
+)
+
+# GitHub and Bitbucket have two spellings of the same provider.
+_PROVIDER_ALIASES = {"github": "gh", "bitbucket": "bb"}
+# Job statuses of a hold that has not been reached yet but may still be.
+_PENDING = frozenset({JobStatus.BLOCKED, JobStatus.QUEUED, JobStatus.NOT_RUNNING})
+
+
+class Outcome(str, enum.Enum):
+    """What ``approve`` did."""
+
+    APPROVED = "approved"
+    """This call released the hold."""
+    ALREADY_APPROVED = "already_approved"
+    """The hold had been released before (a matrix leg, a rerun of B, a concurrent B)."""
+    NOTHING_TO_RELEASE = "nothing_to_release"
+    """A's workflow is canceled or finished; there is no hold left to release."""
+    NOT_TRIGGERED = "not_triggered"
+    """B was not triggered by an upstream pipeline; nothing to do."""
+
+
+@dataclass(frozen=True)
+class ApproveResult:
+    """The outcome of ``approve`` and the hold it concerned."""
+
+    outcome: Outcome
+    """What happened."""
+    upstream_pipeline_id: str = ""
+    """A's pipeline id."""
+    project_slug: str = ""
+    """A's project."""
+    workflow: Workflow | None = None
+    """The workflow holding the job, when one was found."""
+    job: Job | None = None
+    """The hold job, when one was found."""
+    warnings: tuple[str, ...] = field(default=())
+    """Things a person should know although nothing failed."""
+
+
+def parse_allow_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
+    """Normalise allow-list patterns (``gh/acme/*``); split comma/space separated values."""
+    result: list[str] = []
+    for raw in patterns:
+        for pattern in raw.replace(",", " ").split():
+            parts = pattern.split("/")
+            if len(parts) != 3 or not all(parts):
+                raise errors.ConfigurationError(
+                    f"--allow-project {pattern[:60]!r} is not a slug pattern.",
+                    hint="Write vcs/org/repo with * as a wildcard within a part, e.g. gh/acme/*.",
+                )
+            result.append(_normalise_slug(pattern))
+    return tuple(result)
+
+
+def project_allowed(project_slug: str, patterns: Sequence[str]) -> bool:
+    """True when the slug matches a pattern part by part; ``*`` never crosses a ``/``.
+
+    Matching is case-insensitive, as GitHub and Bitbucket names are, so ``gh/ACME/x`` is
+    judged as the project it really is; ``gh/acme/*`` never matches ``gh/acme-evil/x``.
+    """
+    slug = _normalise_slug(project_slug)
+    return any(_pattern_regex(pattern).fullmatch(slug) for pattern in patterns)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """``*`` matches within one part of the slug; every other character is literal."""
+    return re.compile("[^/]*".join(re.escape(chunk) for chunk in pattern.split("*")))
+
+
+def _normalise_slug(slug: str) -> str:
+    parts = slug.lower().split("/")
+    if parts and parts[0] in _PROVIDER_ALIASES:
+        parts[0] = _PROVIDER_ALIASES[parts[0]]
+    return "/".join(parts)
+
+
+def approve(
+    client: CircleCIClient,
+    upstream_pipeline_id: str | None,
+    *,
+    allow_projects: Sequence[str],
+    job_name: str = DEFAULT_JOB_NAME,
+    workflow_name: str | None = None,
+    hold_wait: float = DEFAULT_HOLD_WAIT,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ApproveResult:
+    """Release A's hold job named ``job_name``; see the module docstring for the rules."""
+    if not upstream_pipeline_id or not upstream_pipeline_id.strip():
+        return ApproveResult(Outcome.NOT_TRIGGERED)
+    pipeline_id = parse_uuid(upstream_pipeline_id, what="upstream pipeline id")
+    patterns = parse_allow_patterns(allow_projects)
+    if not patterns:
+        raise errors.ConfigurationError(
+            FORGED_ID_RISK,
+            hint="Pass --allow-project with the upstream project's slug (e.g. gh/acme/*), "
+            "or set CIRCLEBACK_ALLOW_PROJECTS.",
+        )
+    if not job_name.strip():
+        raise errors.ConfigurationError("--job-name is empty.", hint="Name A's approval job.")
+    deadline = clock() + hold_wait
+    delay = 2.0
+    while True:
+        result = _find_and_approve(client, pipeline_id, patterns, job_name, workflow_name)
+        if result is not None:
+            return result
+        if clock() + delay > deadline:
+            raise errors.CirclebackError(
+                f"A's job {job_name!r} exists but did not reach on_hold within {hold_wait:.0f}s.",
+                hint="A's jobs before the hold are still running or blocked; approve later.",
+            )
+        logger.info("hold not reached yet; waiting", extra={"job": job_name, "delay": delay})
+        sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+def _find_and_approve(
+    client: CircleCIClient,
+    pipeline_id: str,
+    patterns: Sequence[str],
+    job_name: str,
+    workflow_name: str | None,
+) -> ApproveResult | None:
+    """One pass over A's workflows; None means "the hold exists but is not on hold yet"."""
+    workflows = list(client.list_pipeline_workflows(pipeline_id))
+    if not workflows:
+        raise errors.NotFound(
+            f"Upstream pipeline {pipeline_id} has no workflows.",
+            status_code=404,
+            hint="Check that B was triggered with the right upstream pipeline id.",
+        )
+    project = workflows[0].project_slug
+    if not project_allowed(project, patterns):
+        raise errors.ConfigurationError(
+            f"Upstream pipeline {pipeline_id} belongs to {project}, which --allow-project "
+            "does not allow. Nothing was approved.",
+            hint="If that project may release holds here, add it to --allow-project; "
+            "otherwise the upstream id may be forged.",
+        )
+    candidates = [w for w in workflows if workflow_name is None or w.name == workflow_name]
+    candidates.sort(key=lambda w: w.created_at, reverse=True)
+    seen: list[tuple[Workflow, Job]] = []
+    approvals: list[tuple[Workflow, Job]] = []
+    for wf in candidates:
+        for job in client.list_workflow_jobs(wf.id):
+            if job.type == JobType.APPROVAL:
+                approvals.append((wf, job))
+            if job.name != job_name:
+                continue
+            if job.type != JobType.APPROVAL:
+                logger.warning(
+                    "a job with the hold's name is not an approval job; not touching it",
+                    extra={"job": job.name, "workflow": wf.name, "type": str(job.type)},
+                )
+                continue
+            if job.status == JobStatus.ON_HOLD:
+                return _release(client, wf, job, project, pipeline_id)
+            seen.append((wf, job))
+            break
+    return _judge_without_hold(seen, approvals, project, pipeline_id, job_name, workflow_name)
+
+
+def _release(
+    client: CircleCIClient, wf: Workflow, job: Job, project: str, pipeline_id: str
+) -> ApproveResult:
+    """Approve; when that fails, re-read the job before deciding what the failure meant."""
+    request_id = job.approval_request_id or job.id
+    try:
+        client.approve_job(wf.id, request_id)
+    except (errors.APIError, errors.TransportError, errors.UnexpectedResponse) as failure:
+        current = next((j for j in client.list_workflow_jobs(wf.id) if j.id == job.id), None)
+        if current is not None and current.status == JobStatus.SUCCESS:
+            logger.info("the hold was released meanwhile", extra={"job": job.name})
+            return ApproveResult(Outcome.ALREADY_APPROVED, pipeline_id, project, wf, current)
+        raise failure from None
+    logger.info("approved upstream hold", extra={"job": job.name, "workflow": wf.name})
+    return ApproveResult(Outcome.APPROVED, pipeline_id, project, wf, job)
+
+
+def _judge_without_hold(
+    seen: list[tuple[Workflow, Job]],
+    approvals: list[tuple[Workflow, Job]],
+    project: str,
+    pipeline_id: str,
+    job_name: str,
+    workflow_name: str | None,
+) -> ApproveResult | None:
+    """No hold is on_hold: already approved, not reached yet, gone, or never there."""
+    if not seen:
+        listed = ", ".join(f"{j.name} ({j.status}) in {w.name}" for w, j in approvals) or "none"
+        where = f" in workflow {workflow_name!r}" if workflow_name else ""
+        raise errors.NotFound(
+            f"No approval job named {job_name!r}{where} in upstream pipeline {pipeline_id} "
+            f"({project}). Approval jobs there: {listed}.",
+            status_code=404,
+            hint="Pass --job-name (and --workflow-name) matching A's approval job.",
+        )
+    wf, job = seen[0]  # the newest workflow that has the hold decides
+    if job.status == JobStatus.SUCCESS:
+        return ApproveResult(Outcome.ALREADY_APPROVED, pipeline_id, project, wf, job)
+    if job.status in _PENDING and not wf.is_final:
+        return None
+    warning = (
+        f"A's workflow {wf.name!r} is {wf.status} and its hold {job.name!r} is {job.status}: "
+        "nothing left to release."
+    )
+    return ApproveResult(Outcome.NOTHING_TO_RELEASE, pipeline_id, project, wf, job, (warning,))

@@ -1,0 +1,235 @@
+"""Relay rules that need no API: parameters, allow-list, state file, reports, durations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from circleback import errors
+from circleback._cli import parse_duration
+from circleback.relay import (
+    Downstream,
+    parse_parameter,
+    project_allowed,
+    read_state,
+    record_downstream,
+)
+from circleback.relay.approve import parse_allow_patterns
+from circleback.relay.records import app_url, job_url
+from circleback.relay.report import junit_xml, summary
+from circleback.relay.status import FailedJob, PipelineReport, StatusReport, WorkflowReport
+from circleback.relay.trigger import TriggerRequest, build_parameters
+
+PID = "5034460f-c7c4-4c43-9457-de07e2029e7b"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("deploy=true", ("deploy", True)),
+        ("deploy=false", ("deploy", False)),
+        ("count=42", ("count", 42)),
+        ("count=-3", ("count", -3)),
+        ("version:=42", ("version", "42")),
+        ("flag:=true", ("flag", "true")),
+        ("name=web-app", ("name", "web-app")),
+        ("eq=a=b", ("eq", "a=b")),
+        ("empty=", ("empty", "")),
+        ("big=12345678901234567890", ("big", "12345678901234567890")),
+    ],
+)
+def test_parameters_are_typed(text: str, expected: tuple[str, object]) -> None:
+    assert parse_parameter(text) == expected
+
+
+@pytest.mark.parametrize("text", ["novalue", "=x", "1abc=2", "a b=c", "x" * 129 + "=1"])
+def test_bad_parameters_are_refused_with_hint(text: str) -> None:
+    with pytest.raises(errors.ConfigurationError) as info:
+        parse_parameter(text)
+    assert "KEY=VALUE" in info.value.hint
+
+
+def test_callback_parameter_is_added_and_protected() -> None:
+    request = TriggerRequest("gh/acme/b", upstream_pipeline_id=PID.upper(), parameters={"x": 1})
+    assert build_parameters(request) == {"x": 1, "triggering-pipeline-id": PID}
+    clash = TriggerRequest(
+        "gh/acme/b", upstream_pipeline_id=PID, parameters={"triggering-pipeline-id": "x"}
+    )
+    with pytest.raises(errors.ConfigurationError, match="overwrite"):
+        build_parameters(clash)
+    with pytest.raises(errors.ConfigurationError, match="not a UUID"):
+        build_parameters(TriggerRequest("gh/acme/b", upstream_pipeline_id="null"))
+
+
+@pytest.mark.parametrize(
+    ("slug", "patterns", "allowed"),
+    [
+        ("gh/acme/a", ["gh/acme/*"], True),
+        ("gh/acme/a", ["gh/acme/a"], True),
+        ("gh/ACME/A", ["gh/acme/a"], True),
+        ("github/acme/a", ["gh/acme/*"], True),
+        ("gh/acme/a", ["github/acme/*"], True),
+        ("gh/acme-evil/x", ["gh/acme/*"], False),
+        ("gh/acme/x", ["gh/acme/a*"], False),
+        ("gh/acme/a1", ["gh/acme/a*"], True),
+        ("bb/acme/a", ["gh/acme/*"], False),
+        ("gh/acme/a", ["gh/*/a"], True),
+        ("gh/acme/a", ["gh/acme/?"], False),
+        ("gh/acme/a", ["gh/acme/[a]"], False),
+        ("gh/acme/a.b", ["gh/acme/a?b"], False),
+        ("gh/acme/a", [], False),
+    ],
+)
+def test_allow_list(slug: str, patterns: list[str], allowed: bool) -> None:
+    assert project_allowed(slug, parse_allow_patterns(patterns)) is allowed
+
+
+def test_allow_patterns_split_and_validate() -> None:
+    assert parse_allow_patterns(["gh/acme/a, gh/acme/b  bb/x/y"]) == (
+        "gh/acme/a",
+        "gh/acme/b",
+        "bb/x/y",
+    )
+    for bad in ["gh/acme", "gh//x", "*"]:
+        with pytest.raises(errors.ConfigurationError, match="slug pattern"):
+            parse_allow_patterns([bad])
+
+
+def _record(slug: str, number: int = 1) -> Downstream:
+    return Downstream(slug, PID, number, "created", f"https://x/{number}")
+
+
+def test_state_file_accumulates_one_entry_per_project(tmp_path: Path) -> None:
+    path = tmp_path / "ws" / "downstream.json"
+    record_downstream(path, _record("gh/acme/b", 1))
+    record_downstream(path, _record("gh/acme/c", 2))
+    record_downstream(path, _record("gh/acme/b", 3))
+    assert [(d.project_slug, d.number) for d in read_state(path)] == [
+        ("gh/acme/c", 2),
+        ("gh/acme/b", 3),
+    ]
+    assert json.loads(path.read_text())["version"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["downstream.json"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        "[]",
+        '{"version": 2, "downstream": []}',
+        '{"version": 1}',
+        '{"version": 1, "downstream": [{"project_slug": "gh/a/b"}]}',
+        (
+            '{"version": 1, "downstream": [{"project_slug": "gh/a/b", "pipeline_id": "x", '
+            '"number": 1}]}'
+        ),
+        '{"version": 1, "downstream": [{"project_slug": "../x", "pipeline_id": "'
+        + PID
+        + '", "number": 1}]}',
+        '{"version": 1, "downstream": [{"project_slug": "gh/a/b", "pipeline_id": "'
+        + PID
+        + '", "number": true}]}',
+        '{"version": 1, "downstream": [7]}',
+    ],
+)
+def test_bad_state_files_are_configuration_errors(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    with pytest.raises(errors.ConfigurationError) as info:
+        read_state(path)
+    assert "--state-file" in info.value.hint
+
+
+def test_missing_or_binary_state_file(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigurationError, match="does not exist"):
+        read_state(tmp_path / "nope.json")
+    binary = tmp_path / "b.json"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(errors.ConfigurationError, match="cannot be read"):
+        read_state(binary)
+
+
+@pytest.mark.parametrize(
+    ("host", "app"),
+    [
+        ("https://circleci.com/api/v2", "https://app.circleci.com"),
+        ("https://circleci.example.com/api/v2", "https://circleci.example.com"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ],
+)
+def test_app_url(host: str, app: str) -> None:
+    assert app_url(host) == app
+
+
+def test_job_url_without_number_is_the_workflow() -> None:
+    assert (
+        job_url("https://a", "gh/x/y", 3, "w", None) == "https://a/pipelines/gh/x/y/3/workflows/w"
+    )
+    assert job_url("https://a", "gh/x/y", 3, "w", 9).endswith("/workflows/w/jobs/9")
+
+
+def _report(*workflows: WorkflowReport, errors_: tuple[str, ...] = ()) -> StatusReport:
+    return StatusReport(
+        (
+            PipelineReport(
+                "gh/acme/b", PID, 7, "created", "https://app/p/7", workflows, errors=errors_
+            ),
+        )
+    )
+
+
+def test_report_success_needs_every_workflow_to_succeed() -> None:
+    ok = WorkflowReport("build", "w1", "success", "https://w1", 65.0)
+    bad = WorkflowReport(
+        "test", "w2", "failed", "https://w2", 3.0, (FailedJob("unit", "failed", "https://j"),)
+    )
+    assert _report(ok).succeeded
+    assert not _report(ok, bad).succeeded
+    assert not _report().succeeded
+    assert not _report(ok, errors_=("config: boom",)).succeeded
+    assert not StatusReport(()).succeeded
+    text = summary(_report(ok, bad))
+    assert "build: success in 1m05s" in text
+    assert "- unit failed  https://j" in text
+    assert text.endswith("downstream failed")
+
+
+def test_junit_has_one_case_per_workflow_with_linked_failures() -> None:
+    ok = WorkflowReport("build", "w1", "success", "https://w1", 1.0)
+    bad = WorkflowReport(
+        "test", "w2", "canceled", "https://w2", None, (FailedJob("unit", "canceled", "https://j"),)
+    )
+    root = ET.fromstring(junit_xml(_report(ok, bad)))
+    cases = root.findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == ["build", "test"]
+    assert cases[0].find("failure") is None
+    failure = cases[1].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "workflow test canceled"
+    assert "unit: canceled https://j" in (failure.text or "")
+    assert root.find("./testsuite").get("failures") == "1"  # type: ignore[union-attr]
+
+
+def test_junit_errored_pipeline_is_a_failed_case() -> None:
+    root = ET.fromstring(junit_xml(_report(errors_=("config: no such job",))))
+    failure = root.find("./testsuite/testcase/failure")
+    assert failure is not None
+    assert "config: no such job" in (failure.text or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("45", 45), ("2m5s", 125)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "m", "1.5h", "-1s", "10 m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match="not a duration"):
+        parse_duration(text)
