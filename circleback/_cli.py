@@ -1,0 +1,419 @@
+"""The ``circleback`` command: the only place that configures logging or exits.
+
+Each command validates its input, builds a client from the environment, calls the relay,
+and turns the result into output and an exit code. Every error becomes one message with
+a hint and the exit code of its class (see ``circleback.errors``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from circleback import errors
+from circleback._version import __version__
+
+if TYPE_CHECKING:
+    from circleback.client import CircleCIClient
+
+log = logging.getLogger("circleback.cli")
+
+app = typer.Typer(
+    name="circleback",
+    help="Trigger a downstream CircleCI pipeline, wait for it for free, act on its result.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+orb_app = typer.Typer(help="Work with the circleback orb's source.", no_args_is_help=True)
+app.add_typer(orb_app, name="orb")
+
+#: Whether this invocation configured logging yet (errors before that still need it).
+_configured = {"logging": False}
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``10m``, ``1h``, ``1h30m`` or plain seconds, as seconds."""
+    value = text.strip()
+    if value.isdigit():
+        return float(value)
+    match = _DURATION.fullmatch(value)
+    if not value or match is None or not any(match.groups()):
+        raise errors.ConfigurationError(
+            f"{text!r} is not a duration.", hint="Write durations like 90s, 10m, 1h or 1h30m."
+        )
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"circleback {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Show each API request (never the token).")
+    ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="console or json (default: json when CI is set, else console).",
+        ),
+    ] = None,
+) -> None:
+    """Options that apply to every command."""
+    fmt = log_format or ("json" if os.environ.get("CI") else "console")
+    if fmt not in {"console", "json"}:
+        raise errors.ConfigurationError(
+            f"--log-format {fmt!r} is not console or json.", hint="Use --log-format console|json."
+        )
+    from circleback import _logging
+    from circleback.settings import TOKEN_VARIABLES
+
+    _logging.configure(
+        verbose=verbose,
+        json_format=fmt == "json",
+        secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
+    )
+    _configured["logging"] = True
+
+
+def _client() -> CircleCIClient:
+    from circleback.client import CircleCIClient
+    from circleback.settings import load_settings
+
+    return CircleCIClient.from_settings(load_settings())
+
+
+def _print_json(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+# -- trigger ----------------------------------------------------------------------------
+
+
+@app.command()
+def trigger(
+    project_slug: Annotated[str, typer.Argument(help="The downstream project, e.g. gh/acme/b.")],
+    branch: Annotated[str | None, typer.Option(help="Branch to run the pipeline on.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag to run the pipeline on.")] = None,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter",
+            "-p",
+            help="KEY=VALUE pipeline parameter (true/false and integers are typed; "
+            "KEY:=VALUE keeps a string). Repeatable.",
+        ),
+    ] = None,
+    definition_id: Annotated[
+        str | None, typer.Option(help="Pipeline definition id: use the pipeline/run endpoint.")
+    ] = None,
+    upstream_pipeline_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CIRCLE_PIPELINE_ID",
+            help="This (upstream) pipeline's id [default: $CIRCLE_PIPELINE_ID].",
+            show_envvar=False,
+        ),
+    ] = None,
+    callback_parameter: Annotated[
+        str, typer.Option(help="The parameter the downstream config declares for our id.")
+    ] = "triggering-pipeline-id",
+    state_file: Annotated[
+        Path | None, typer.Option(help="Record the downstream pipeline in this JSON file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Trigger a downstream pipeline, passing this pipeline's id so it can call back."""
+    from circleback.relay import TriggerRequest, parse_parameter, record_downstream
+    from circleback.relay import trigger as run_trigger
+
+    if not upstream_pipeline_id or not upstream_pipeline_id.strip():
+        raise errors.ConfigurationError(
+            "No upstream pipeline id: the downstream pipeline could never call back.",
+            hint="Run inside CircleCI (CIRCLE_PIPELINE_ID is set there) or pass "
+            "--upstream-pipeline-id << pipeline.id >>.",
+        )
+    parameters = dict(parse_parameter(p) for p in parameter or [])
+    request = TriggerRequest(
+        project_slug=project_slug,
+        upstream_pipeline_id=upstream_pipeline_id,
+        callback_parameter=callback_parameter,
+        branch=branch,
+        tag=tag,
+        parameters=parameters,
+        definition_id=definition_id,
+    )
+    if state_file is not None and state_file.exists():
+        from circleback.relay import read_state
+
+        read_state(state_file)  # refuse a broken state file before creating anything
+    with _client() as client:
+        record = run_trigger(client, request)
+    if state_file is not None:
+        record_downstream(state_file, record)
+    if as_json:
+        _print_json(record.to_json())
+    else:
+        typer.echo(record.pipeline_id)
+
+
+# -- approve ----------------------------------------------------------------------------
+
+
+@app.command()
+def approve(
+    pipeline_id: Annotated[
+        str | None,
+        typer.Option(help="The upstream pipeline's id; empty means not triggered upstream."),
+    ] = None,
+    allow_project: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Upstream project allowed to be released, e.g. gh/acme/* (repeatable; "
+            "also CIRCLEBACK_ALLOW_PROJECTS)."
+        ),
+    ] = None,
+    job_name: Annotated[
+        str, typer.Option(help="The upstream approval job's name.")
+    ] = "wait-for-triggered-pipeline",
+    workflow_name: Annotated[
+        str | None, typer.Option(help="Only look in upstream workflows of this name.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Release the upstream pipeline's approval job (run this in the downstream pipeline)."""
+    if not pipeline_id or not pipeline_id.strip():
+        log.info("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
+        if as_json:
+            _print_json({"outcome": "not_triggered"})
+        return
+    from circleback.relay import Outcome
+    from circleback.relay import approve as run_approve
+
+    patterns = list(allow_project or [])
+    if not patterns and os.environ.get("CIRCLEBACK_ALLOW_PROJECTS"):
+        patterns = [os.environ["CIRCLEBACK_ALLOW_PROJECTS"]]
+    with _client() as client:
+        result = run_approve(
+            client,
+            pipeline_id,
+            allow_projects=patterns,
+            job_name=job_name,
+            workflow_name=workflow_name,
+        )
+    for warning in result.warnings:
+        log.warning(warning)
+    if result.outcome is Outcome.ALREADY_APPROVED:
+        log.info("already approved; nothing to do", extra={"job": job_name})
+    if as_json:
+        _print_json(
+            {
+                "outcome": result.outcome.value,
+                "upstream_pipeline_id": result.upstream_pipeline_id,
+                "project_slug": result.project_slug,
+                "workflow_id": result.workflow.id if result.workflow else None,
+                "workflow_name": result.workflow.name if result.workflow else None,
+                "job_id": result.job.id if result.job else None,
+                "job_name": result.job.name if result.job else None,
+                "warnings": list(result.warnings),
+            }
+        )
+
+
+# -- status -----------------------------------------------------------------------------
+
+
+@app.command()
+def status(
+    pipeline_id: Annotated[str | None, typer.Option(help="The downstream pipeline's id.")] = None,
+    state_file: Annotated[
+        Path | None, typer.Option(help="Check every pipeline recorded in this file.")
+    ] = None,
+    timeout: Annotated[
+        str, typer.Option(help="Give up after this long (90s, 10m, 1h); exit 4.")
+    ] = "30m",
+    junit: Annotated[
+        Path | None, typer.Option(help="Write a JUnit XML report here (store_test_results).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Wait for the downstream pipeline(s) to finish; fail unless every workflow succeeded."""
+    from circleback._files import write_text_atomically
+    from circleback.relay import read_state, wait_for_downstream
+    from circleback.relay.report import junit_xml, summary
+    from circleback.relay.status import downstream_from_id
+    from circleback.validation import parse_uuid
+
+    seconds = parse_duration(timeout)
+    if (pipeline_id is None) == (state_file is None):
+        raise errors.ConfigurationError(
+            "status needs exactly one of --pipeline-id and --state-file.",
+            hint="Pass the downstream pipeline's id, or the state file trigger wrote.",
+        )
+    records = read_state(state_file) if state_file is not None else []
+    if pipeline_id is not None:
+        parse_uuid(pipeline_id, what="pipeline id")
+    with _client() as client:
+        if pipeline_id is not None:
+            records = [downstream_from_id(client, pipeline_id)]
+        report = wait_for_downstream(client, records, timeout=seconds)
+    if junit is not None:
+        write_text_atomically(junit, junit_xml(report))
+    typer.echo(summary(report), err=True)
+    if as_json:
+        _print_json(report.to_json())
+    if not report.succeeded:
+        failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
+        raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
+
+
+# -- emulator, orb ----------------------------------------------------------------------
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 0,
+    project: Annotated[
+        list[str] | None,
+        typer.Option(help="SLUG=CONFIG_PATH: a project and its .circleci/config.yml."),
+    ] = None,
+    token: Annotated[
+        list[str] | None,
+        typer.Option(help="A token the emulator accepts (repeatable; none: any token)."),
+    ] = None,
+    page_size: Annotated[int, typer.Option(help="Items per page on list endpoints.")] = 20,
+) -> None:
+    """Serve the local CircleCI API emulator; prints its base URL on the first line."""
+    from circleback.emulator.server import serve
+
+    projects: dict[str, Path] = {}
+    for item in project or []:
+        slug, sep, path = item.partition("=")
+        if not sep or not slug or not path:
+            raise errors.ConfigurationError(
+                f"--project {item!r} is not SLUG=CONFIG_PATH.",
+                hint="Write --project gh/acme/b=path/to/.circleci/config.yml.",
+            )
+        projects[slug] = Path(path)
+    if page_size < 1:
+        raise errors.ConfigurationError("--page-size must be at least 1.")
+    serve(host=host, port=port, projects=projects, tokens=list(token or []), page_size=page_size)
+
+
+@orb_app.command("pack")
+def orb_pack(
+    src: Annotated[
+        Path | None, typer.Argument(help="The orb's src/ directory [default: the bundled orb].")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Pack the orb's src/ into one orb YAML, as 'circleci orb pack' does."""
+    from circleback._files import write_text_atomically
+    from circleback.orbpack import find_orb_src, pack_orb_yaml
+
+    text = pack_orb_yaml(src if src is not None else find_orb_src())
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text_atomically(output, text)
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def _fail(err: errors.CirclebackError) -> NoReturn:
+    extra = {"hint": err.hint} if err.hint else {}
+    log.error(err.message, extra=extra)
+    raise SystemExit(err.exit_code)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code; the one boundary from errors to exit codes."""
+    command = typer.main.get_command(app)
+    _configured["logging"] = False
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="circleback",
+            standalone_mode=False,
+        )
+    except errors.CirclebackError as err:
+        _ensure_logging()
+        try:
+            _fail(err)
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:  # pragma: no cover - every usage error typer raises has show()
+            typer.echo(f"Error: {exc.format_message()}", err=True)
+        return errors.EXIT_USAGE
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        return 130
+    except Exception as exc:  # a bug: say so, without a traceback that could hold secrets
+        _ensure_logging()
+        log.error(
+            f"unexpected {type(exc).__name__}: {_redacted(str(exc))}",
+            extra={"hint": "This is a circleback bug; run again with -v and report it."},
+        )
+        return errors.EXIT_API
+    return result if isinstance(result, int) else 0
+
+
+def _redacted(text: str) -> str:
+    from circleback._logging import REDACTED
+    from circleback.settings import TOKEN_VARIABLES
+
+    for name in TOKEN_VARIABLES:
+        secret = os.environ.get(name)
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _ensure_logging() -> None:
+    """Errors raised before the global options ran still need a configured logger."""
+    if not _configured["logging"]:
+        from circleback import _logging
+        from circleback.settings import TOKEN_VARIABLES
+
+        _logging.configure(
+            verbose=False,
+            json_format=bool(os.environ.get("CI")),
+            secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
