@@ -1,0 +1,24 @@
+"""A stateful CircleCI API v2 emulator, for testing circleback without a CircleCI account.
+
+::
+
+    emu = Emulator(projects={"gh/acme/b": Path("b/.circleci/config.yml")}, tokens=("t",))
+    client = httpx.Client(transport=emu.transport(), base_url="http://127.0.0.1/api/v2")
+
+Serve it over loopback with :func:`circleback.emulator.server.make_server`. The routes, the
+control API under ``/_emulator/`` and every decision not fixed by CircleCI's spec are in
+``docs/emulator.md``.
+"""
+
+from circleback.emulator.core import DEFAULT_PAGE_SIZE, Emulator
+from circleback.emulator.faults import Fault, FaultKind
+from circleback.emulator.state import EmulatorError, JobRun
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "Emulator",
+    "EmulatorError",
+    "Fault",
+    "FaultKind",
+    "JobRun",
+]
