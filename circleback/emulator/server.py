@@ -1,0 +1,162 @@
+"""Serve an emulator over HTTP with the standard library (threaded ``wsgiref``).
+
+Threaded so that a request can wait while another one arrives (an executor's job calling
+back into the API while the trigger that started it is still being answered). Drop faults
+close the socket for real. Nothing is logged per request: the access log is the emulator's
+own request log, which never holds a token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+
+from circleback.emulator.core import DEFAULT_PAGE_SIZE, Emulator
+from circleback.emulator.faults import FaultSignal
+from circleback.emulator.state import JobRun
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+
+class _IPv6Server(_ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(WSGIRequestHandler):
+    """wsgiref's handler, plus the raw request target and real connection faults."""
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        environ["RAW_URI"] = self.path
+        return environ
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: see the module docstring."""
+
+    def handle(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = ServerHandler(
+            self.rfile,
+            self.wfile,  # type: ignore[arg-type]
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=True,
+        )
+        handler.request_handler = self  # type: ignore[attr-defined]
+        handler.run(self._faulting_app)
+
+    def _faulting_app(self, environ: Any, start_response: Any) -> Iterable[bytes]:
+        app = self.server.get_app()  # type: ignore[attr-defined]
+        try:
+            result: Iterable[bytes] = app(environ, start_response)
+        except FaultSignal as signal:
+            if signal.kind == "slow" and signal.response is not None:
+                time.sleep(signal.seconds)
+                status, headers, body = signal.response
+                start_response(status, [*headers, ("Content-Length", str(len(body)))])
+                return [body]
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            # ServerHandler.run treats this as "the client went away" and writes nothing.
+            raise ConnectionAbortedError(signal.kind) from None
+        return result
+
+
+class EmulatorServer:
+    """An emulator listening on a socket; ``url`` is where, ``url + "/api/v2"`` the API."""
+
+    def __init__(self, emulator: Emulator, host: str, port: int) -> None:
+        server_class = _IPv6Server if ":" in host else _ThreadingWSGIServer
+        self._server = server_class((host, port), _Handler)
+        self._server.set_app(emulator.app)
+        self.emulator = emulator
+        self._thread: threading.Thread | None = None
+        bound_host, bound_port = self._server.server_address[:2]
+        if isinstance(bound_host, bytes):
+            bound_host = bound_host.decode()
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown}:{bound_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/v2"
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.1)
+
+    def start_in_thread(self) -> threading.Thread:
+        """Serve from a daemon thread (once); returns that thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.serve_forever, name="circleback-emulator", daemon=True
+            )
+            self._thread.start()
+        return self._thread
+
+    def shutdown(self) -> None:
+        """Stop serving and close the socket; requests in flight are abandoned."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> EmulatorServer:
+        self.start_in_thread()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+
+def make_server(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
+    """Bind (port 0 picks a free port) without serving yet."""
+    return EmulatorServer(emulator, host, port)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    projects: Mapping[str, str | os.PathLike[str]] | None = None,
+    tokens: Iterable[str] = (),
+    page_size: int = DEFAULT_PAGE_SIZE,
+    *,
+    on_job_start: Callable[[JobRun], None] | None = None,
+) -> None:
+    """Serve until interrupted; the first line on stdout is the base URL, for scripts."""
+    emulator = Emulator(
+        projects=projects, tokens=tokens, page_size=page_size, on_job_start=on_job_start
+    )
+    server = make_server(emulator, host, port)
+    print(server.url, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        sys.stdout.flush()
