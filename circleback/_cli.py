@@ -12,7 +12,9 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -22,6 +24,8 @@ from circleback import errors
 from circleback._version import __version__
 
 if TYPE_CHECKING:
+    import httpx
+
     from circleback.client import CircleCIClient
 
 log = logging.getLogger("circleback.cli")
@@ -37,6 +41,21 @@ app = typer.Typer(
 )
 orb_app = typer.Typer(help="Work with the circleback orb's source.", no_args_is_help=True)
 app.add_typer(orb_app, name="orb")
+
+
+@dataclass
+class Runtime:
+    """What the commands use to reach the world; tests swap it for the emulator and fake time."""
+
+    transport: httpx.BaseTransport | None = None
+    """The HTTP transport; None is the network."""
+    sleep: Callable[[float], None] = time.sleep
+    """How to wait (retries, polls)."""
+    clock: Callable[[], float] = time.monotonic
+    """How to tell the time for deadlines."""
+
+
+RUNTIME = Runtime()
 
 #: Whether this invocation configured logging yet (errors before that still need it).
 _configured = {"logging": False}
@@ -102,7 +121,9 @@ def _client() -> CircleCIClient:
     from circleback.client import CircleCIClient
     from circleback.settings import load_settings
 
-    return CircleCIClient.from_settings(load_settings())
+    return CircleCIClient.from_settings(
+        load_settings(), transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+    )
 
 
 def _print_json(document: Any) -> None:
@@ -170,7 +191,7 @@ def trigger(
 
         read_state(state_file)  # refuse a broken state file before creating anything
     with _client() as client:
-        record = run_trigger(client, request)
+        record = run_trigger(client, request, sleep=RUNTIME.sleep, clock=RUNTIME.clock)
     if state_file is not None:
         record_downstream(state_file, record)
     if as_json:
@@ -222,6 +243,8 @@ def approve(
             allow_projects=patterns,
             job_name=job_name,
             workflow_name=workflow_name,
+            sleep=RUNTIME.sleep,
+            clock=RUNTIME.clock,
         )
     for warning in result.warnings:
         log.warning(warning)
@@ -278,7 +301,9 @@ def status(
     with _client() as client:
         if pipeline_id is not None:
             records = [downstream_from_id(client, pipeline_id)]
-        report = wait_for_downstream(client, records, timeout=seconds)
+        report = wait_for_downstream(
+            client, records, timeout=seconds, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+        )
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
     typer.echo(summary(report), err=True)
@@ -321,6 +346,20 @@ def emulator(
     if page_size < 1:
         raise errors.ConfigurationError("--page-size must be at least 1.")
     serve(host=host, port=port, projects=projects, tokens=list(token or []), page_size=page_size)
+
+
+@app.command()
+def demo(
+    fail_downstream: Annotated[
+        bool, typer.Option(help="Make B's tests fail, to show the failure path.")
+    ] = False,
+) -> None:
+    """Run the whole circleback, A and B, on the embedded emulator (no account needed)."""
+    from circleback.demo import run_demo
+
+    code = run_demo(fail_downstream=fail_downstream)
+    if code:
+        raise typer.Exit(code)
 
 
 @orb_app.command("pack")
