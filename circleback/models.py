@@ -21,7 +21,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
-class PipelineState(str, Enum):
+class _Status(str, Enum):
+    """A status that prints as CircleCI spells it, so messages read ``on_hold``."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class PipelineState(_Status):
     """Where a pipeline is in its own (config) lifecycle; ``created`` is the good end."""
 
     CREATED = "created"
@@ -31,7 +41,7 @@ class PipelineState(str, Enum):
     PENDING = "pending"
 
 
-class WorkflowStatus(str, Enum):
+class WorkflowStatus(_Status):
     """A workflow's status, per the spec's enum."""
 
     SUCCESS = "success"
@@ -64,7 +74,7 @@ ACTIVE_WORKFLOW_STATUSES = frozenset(
 )
 
 
-class JobStatus(str, Enum):
+class JobStatus(_Status):
     """A job's status, per the spec's enum."""
 
     SUCCESS = "success"
@@ -83,7 +93,7 @@ class JobStatus(str, Enum):
     UNAUTHORIZED = "unauthorized"
 
 
-class JobType(str, Enum):
+class JobType(_Status):
     """``approval`` jobs wait for a human (or circleback); ``build`` jobs run steps."""
 
     BUILD = "build"

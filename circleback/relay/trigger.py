@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from circleback.client import CircleCIClient, ParameterValue
-from circleback.errors import ConfigurationError, DownstreamFailed
+from circleback.errors import APIError, ConfigurationError, DownstreamFailed
 from circleback.models import Pipeline, PipelineState
 from circleback.relay.records import Downstream, app_url, pipeline_url
 from circleback.validation import parse_project_slug, parse_uuid
@@ -113,18 +113,29 @@ def trigger(
     slug = parse_project_slug(request.project_slug)
     parameters = build_parameters(request)
     use_run = slug.is_opaque or request.definition_id is not None
-    if use_run:
-        created = client.run_pipeline(
-            str(slug),
-            definition_id=request.definition_id,
-            branch=request.branch,
-            tag=request.tag,
-            parameters=parameters,
-        )
-    else:
-        created = client.trigger_pipeline(
-            str(slug), branch=request.branch, tag=request.tag, parameters=parameters
-        )
+    try:
+        if use_run:
+            created = client.run_pipeline(
+                str(slug),
+                definition_id=request.definition_id,
+                branch=request.branch,
+                tag=request.tag,
+                parameters=parameters,
+            )
+        else:
+            created = client.trigger_pipeline(
+                str(slug), branch=request.branch, tag=request.tag, parameters=parameters
+            )
+    except APIError as exc:
+        if exc.status_code == 400:
+            # CircleCI's 400 to a trigger is nearly always a parameter the config does not
+            # declare, or declares with another type: say so in terms of B's config.
+            exc.hint = (
+                f"Every parameter sent must be declared under 'parameters:' in {slug}'s "
+                f"config with the same type; declare {request.callback_parameter!r} there "
+                '(type: string, default: "").'
+            )
+        raise
     url = pipeline_url(app_url(client.base_url), str(slug), created.number)
     logger.info(
         "triggered downstream pipeline",
