@@ -7,10 +7,22 @@
 
 Serve it over loopback with :func:`circleback.emulator.server.make_server`. The routes, the
 control API under ``/_emulator/`` and every decision not fixed by CircleCI's spec are in
-``docs/emulator.md``.
+``docs/emulator.md``. :class:`LocalExecutor` runs the jobs it starts, for real, in bash;
+:func:`run_locally` serves an emulator with one attached::
+
+    with run_locally({"gh/acme/a": Path("a/.circleci/config.yml")}) as local:
+        local.trigger("gh/acme/a")
+        local.executor.wait_idle(60)
 """
 
 from circleback.emulator.core import DEFAULT_PAGE_SIZE, Emulator
+from circleback.emulator.executor import (
+    JobRecord,
+    LocalCircleCI,
+    LocalExecutor,
+    StepRecord,
+    run_locally,
+)
 from circleback.emulator.faults import Fault, FaultKind
 from circleback.emulator.state import EmulatorError, JobRun
 
@@ -20,5 +32,10 @@ __all__ = [
     "EmulatorError",
     "Fault",
     "FaultKind",
+    "JobRecord",
     "JobRun",
+    "LocalCircleCI",
+    "LocalExecutor",
+    "StepRecord",
+    "run_locally",
 ]
