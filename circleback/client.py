@@ -23,7 +23,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from circleback import _core, errors
 from circleback._core import DEFAULT_RETRY, RetryPolicy, Safety
 from circleback._version import __version__
-from circleback.models import Job, Pipeline, PipelineCreation, Workflow
+from circleback.models import Artifact, Job, Pipeline, PipelineCreation, Workflow
 from circleback.settings import DEFAULT_HOST, Settings, api_base_url
 from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid, segment
 
@@ -187,6 +187,41 @@ class CircleCIClient:
             Workflow, f"/pipeline/{segment(pid)}/workflow", {}, what=f"workflows of {pid}"
         )
 
+    # -- artifacts ---------------------------------------------------------------------
+
+    def list_job_artifacts(self, project_slug: str, job_number: int) -> Iterator[Artifact]:
+        """A job's artifacts, every page (``getJobArtifacts``)."""
+        slug = parse_project_slug(project_slug)
+        if isinstance(job_number, bool) or not isinstance(job_number, int) or job_number < 0:
+            raise errors.ConfigurationError(f"Job number {job_number!r} is not a job number.")
+        return self._paginate(
+            Artifact,
+            f"/project/{slug.path}/{job_number}/artifacts",
+            {},
+            what=f"artifacts of {slug} job {job_number}",
+        )
+
+    def get_artifact(self, url: str, *, max_bytes: int = 1 << 20) -> bytes:
+        """Download an artifact; the token goes only to CircleCI's own hosts.
+
+        Artifact URLs come from the API, but a URL pointing elsewhere must never receive
+        the token: it is sent only to the API's host and to ``*.circle-artifacts.com``.
+        """
+        parts = httpx.URL(url)
+        api = httpx.URL(self.base_url)
+        same_origin = (parts.scheme, parts.host, parts.port) == (api.scheme, api.host, api.port)
+        circle_artifacts = parts.scheme == "https" and parts.host.endswith(".circle-artifacts.com")
+        if not (same_origin or circle_artifacts):
+            raise errors.ConfigurationError(
+                f"Refusing to send the CircleCI token to {parts.host!r} for an artifact.",
+                hint="Artifacts are fetched only from CircleCI's own hosts.",
+            )
+        _, data = self._request("GET", url, raw=True)
+        content = data if isinstance(data, bytes) else b""
+        if len(content) > max_bytes:
+            raise errors.UnexpectedResponse(f"Artifact {parts.path} is over {max_bytes} bytes.")
+        return content
+
     # -- workflows and jobs ------------------------------------------------------------
 
     def get_workflow(self, workflow_id: str) -> Workflow:
@@ -268,6 +303,7 @@ class CircleCIClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         safety: Safety = Safety.IDEMPOTENT,
+        raw: bool = False,
     ) -> tuple[int, Any]:
         """Send one request with the retry rules of ``_core``; a 2xx status and its JSON."""
         started = self._clock()
@@ -299,6 +335,8 @@ class CircleCIClient:
                 )
                 status = response.status_code
                 if 200 <= status < 300:
+                    if raw:
+                        return status, response.content
                     try:
                         data = _decode(response, what=f"{method} {path}")
                     except errors.UnexpectedResponse as exc:

@@ -198,3 +198,14 @@ class Job(_Model):
     """The project it belongs to."""
     dependencies: tuple[str, ...] = ()
     """Ids of the jobs it requires."""
+
+
+class Artifact(_Model):
+    """A file a job stored with ``store_artifacts`` (``GET /project/{slug}/{n}/artifacts``)."""
+
+    path: str
+    """Its path as stored, e.g. ``circleback/downstream.json``."""
+    node_index: int = 0
+    """The parallel node that stored it."""
+    url: str
+    """Where to download it (needs the token for private projects)."""

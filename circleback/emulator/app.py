@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from circleback.emulator import shapes
 from circleback.emulator.faults import Fault, FaultSignal, fault_from_json
@@ -36,6 +36,8 @@ Reply = tuple[int, Any, Headers]
 
 API_PREFIX = "/api/v2"
 CONTROL_PREFIX = "/_emulator"
+#: Where artifact contents are served, shaped like CircleCI's artifact URLs.
+ARTIFACT_PREFIX = "/output/job"
 #: ``pipeline/run``'s ``provider`` path parameter (spec: components.parameters.providerNoGitlab).
 PROVIDERS = frozenset({"github", "gh", "bitbucket", "bb", "circleci"})
 CI_SKIP_MESSAGE = "Ignoring pipeline due to CI skip in the commit"
@@ -123,6 +125,9 @@ class WSGIApp:
 
     def _api(self, method: str, raw_path: str, query: str, environ: WSGIEnvironment) -> Reply:
         try:
+            if raw_path.startswith(ARTIFACT_PREFIX + "/") and method == "GET":
+                self._authenticate(query, environ)
+                return self._artifact_content(raw_path)
             if not (raw_path == API_PREFIX or raw_path.startswith(API_PREFIX + "/")):
                 raise EmulatorError(404, "Not found")
             self._authenticate(query, environ)
@@ -173,6 +178,8 @@ class WSGIApp:
                 return {"POST": self._trigger, "GET": self._list_pipelines}, ["/".join(seg[1:-1])]
             if n >= 4 and seg[-2] == "pipeline" and seg[-1].isdigit():
                 return {"GET": self._pipeline_by_number}, ["/".join(seg[1:-2]), seg[-1]]
+            if n >= 5 and seg[-1] == "artifacts" and seg[-2].isdigit():
+                return {"GET": self._list_artifacts}, ["/".join(seg[1:-2]), seg[-2]]
             return None
         if n >= 2 and seg[0] == "pipeline":
             if n == 2:
@@ -313,6 +320,42 @@ class WSGIApp:
             return [(i, shapes.job_json(state.jobs[j])) for i, j in enumerate(ids)]
 
         return 200, self._page(self._emu.locked(items), query, descending=False), []
+
+    def _list_artifacts(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
+        """``GET /project/{slug}/{job-number}/artifacts`` (getJobArtifacts): a page of Artifact."""
+        origin = _origin(environ)
+
+        def items(state: State) -> list[tuple[int, dict[str, Any]]]:
+            job = state.job_by_number(args[0], int(args[1]))
+            return [
+                (
+                    i,
+                    {
+                        "path": path,
+                        "node_index": 0,
+                        "url": f"{origin}{ARTIFACT_PREFIX}/{job.id}/artifacts/0/"
+                        + "/".join(quote(part, safe="") for part in path.split("/")),
+                    },
+                )
+                for i, (path, _) in enumerate(state.artifacts.get(job.id, []))
+            ]
+
+        return 200, self._page(self._emu.locked(items), query, descending=False), []
+
+    def _artifact_content(self, raw_path: str) -> Reply:
+        """An artifact's bytes, behind the same token as the API (private projects need it)."""
+        parts = raw_path[len(ARTIFACT_PREFIX) + 1 :].split("/")
+        if len(parts) < 4 or parts[1:3] != ["artifacts", "0"]:
+            raise EmulatorError(404, "Not found")
+        job_id, path = unquote(parts[0]), "/".join(unquote(p) for p in parts[3:])
+
+        def find(state: State) -> bytes:
+            for stored, content in state.artifacts.get(job_id, []):
+                if stored == path:
+                    return content
+            raise EmulatorError(404, "Artifact not found")
+
+        return 200, RawBody(self._emu.locked(find)), []
 
     def _approve(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
         """``POST /workflow/{id}/approve/{approval_request_id}``: 202 MessageResponse."""
@@ -515,9 +558,22 @@ def _line(status: int) -> str:
         return f"{status} Unknown"
 
 
+class RawBody(bytes):
+    """A reply body sent as it is (artifact contents), not encoded as JSON."""
+
+
 def _encode(status: int, body: Any, headers: Headers) -> tuple[int, Headers, bytes]:
+    if isinstance(body, RawBody):
+        return status, [("Content-Type", "application/octet-stream"), *headers], bytes(body)
     data = json.dumps(body, separators=(",", ":")).encode()
     return status, [("Content-Type", "application/json"), *headers], data
+
+
+def _origin(environ: WSGIEnvironment) -> str:
+    """``scheme://host[:port]`` the client used, so artifact URLs point back at this server."""
+    scheme = str(environ.get("wsgi.url_scheme", "http"))
+    host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "127.0.0.1"))
+    return f"{scheme}://{host}"
 
 
 def _send(start_response: StartResponse, status: int, headers: Headers, body: bytes) -> list[bytes]:

@@ -112,6 +112,10 @@ class Emulator:
         """End a running build job with ``success``, ``failed`` or ``canceled``."""
         self.locked(lambda s: s.finish_job(job_id, status))
 
+    def add_artifact(self, job_id: str, path: str, content: bytes) -> None:
+        """Store an artifact for a job, as ``store_artifacts`` does (listed by getJobArtifacts)."""
+        self.locked(lambda s: s.add_artifact(job_id, path, content))
+
     def finish_job_by_name(
         self, project_slug: str, job_name: str, status: str, *, pipeline_id: str | None = None
     ) -> str:

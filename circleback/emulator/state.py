@@ -155,6 +155,8 @@ class State:
         self.pipelines: dict[str, Pipeline] = {}
         self.workflows: dict[str, Workflow] = {}
         self.jobs: dict[str, Job] = {}
+        self.artifacts: dict[str, list[tuple[str, bytes]]] = {}
+        """Job id -> (path, content) stored by ``store_artifacts``, in upload order."""
         self._started: list[JobRun] = []
 
     def add_project(self, slug: str, path: Path) -> None:
@@ -166,6 +168,7 @@ class State:
         self.pipelines.clear()
         self.workflows.clear()
         self.jobs.clear()
+        self.artifacts.clear()
         self._started.clear()
         for project in self.projects.values():
             project.pipeline_count = project.job_count = 0
@@ -425,6 +428,20 @@ class State:
             job.canceled_by = ACTOR_ID
         self._advance(self.workflows[job.workflow_id])
         return job
+
+    def add_artifact(self, job_id: str, path: str, content: bytes) -> None:
+        """Store an artifact of a job; the same path again replaces it, as a re-upload does."""
+        self.job(job_id)
+        kept = [(p, c) for p, c in self.artifacts.get(job_id, []) if p != path]
+        self.artifacts[job_id] = [*kept, (path, content)]
+
+    def job_by_number(self, slug: str, number: int) -> Job:
+        """The job with that number in the project (approval jobs have numbers too)."""
+        self.project(slug)
+        for job in self.jobs.values():
+            if job.project_slug == slug and job.job_number == number:
+                return job
+        raise EmulatorError(404, "Job not found")
 
     def find_running_job(self, slug: str, name: str, pipeline_id: str | None) -> Job:
         """The newest running build job of that name in the project (or pipeline)."""

@@ -506,3 +506,57 @@ def test_from_settings_requires_a_token(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CIRCLEBACK_HOST", "http://127.0.0.1:9")
     with CircleCIClient.from_settings(Settings()) as c:
         assert c.base_url == "http://127.0.0.1:9/api/v2"
+
+
+# -- artifacts --------------------------------------------------------------------------
+
+
+def test_list_job_artifacts_and_fetch_from_circleci_hosts(
+    api: respx.MockRouter, client: CircleCIClient
+) -> None:
+    api.get("/project/gh/acme/a/12/artifacts").respond(
+        200,
+        json={
+            "items": [{"path": "circleback/downstream.json", "node_index": 0, "url": "https://x"}],
+            "next_page_token": None,
+        },
+    )
+    (artifact,) = client.list_job_artifacts("gh/acme/a", 12)
+    assert artifact.path == "circleback/downstream.json"
+    same = respx.Route(
+        method="GET", host="circleci.com", path="/output/job/1/artifacts/0/a"
+    ).respond(200, content=b"{}")
+    cdn = respx.Route(
+        method="GET", host="output.circle-artifacts.com", path="/output/job/1/artifacts/0/a"
+    ).respond(200, content=b"[]")
+    api.routes.add(same)
+    api.routes.add(cdn)
+    assert client.get_artifact("https://circleci.com/output/job/1/artifacts/0/a") == b"{}"
+    assert (
+        client.get_artifact("https://output.circle-artifacts.com/output/job/1/artifacts/0/a")
+        == b"[]"
+    )
+    assert same.calls.last.request.headers["Circle-Token"] == TOKEN
+    assert cdn.calls.last.request.headers["Circle-Token"] == TOKEN
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/steal",
+        "http://output.circle-artifacts.com/x",
+        "https://circle-artifacts.com.evil.example/x",
+        "http://circleci.com/output/x",
+    ],
+)
+def test_artifacts_elsewhere_never_get_the_token(
+    api: respx.MockRouter, client: CircleCIClient, url: str
+) -> None:
+    with pytest.raises(errors.ConfigurationError, match="Refusing"):
+        client.get_artifact(url)
+    assert not api.calls
+
+
+def test_artifact_job_number_is_checked(client: CircleCIClient) -> None:
+    with pytest.raises(errors.ConfigurationError):
+        list(client.list_job_artifacts("gh/acme/a", -1))
