@@ -86,22 +86,27 @@ def read_state(path: Path) -> list[Downstream]:
         raise ConfigurationError(
             f"State file {str(path)!r} cannot be read ({type(exc).__name__}).", hint=hint
         ) from None
+    return parse_state(text, source=repr(str(path)), hint=hint)
+
+
+def parse_state(text: str, *, source: str, hint: str) -> list[Downstream]:
+    """Parse a state file's text; ``source`` names it in messages (a path, an artifact)."""
     try:
         data = json.loads(text)
     except ValueError:
-        raise ConfigurationError(f"State file {str(path)!r} is not JSON.", hint=hint) from None
+        raise ConfigurationError(f"State file {source} is not JSON.", hint=hint) from None
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
         raise ConfigurationError(
-            f"State file {str(path)!r} is not a version {STATE_VERSION} circleback state file.",
+            f"State file {source} is not a version {STATE_VERSION} circleback state file.",
             hint=hint,
         )
     entries = data.get("downstream")
     if not isinstance(entries, list):
-        raise ConfigurationError(f"State file {str(path)!r} has no downstream list.", hint=hint)
-    return [_entry(item, path, hint) for item in entries]
+        raise ConfigurationError(f"State file {source} has no downstream list.", hint=hint)
+    return [_entry(item, source, hint) for item in entries]
 
 
-def _entry(item: Any, path: Path, hint: str) -> Downstream:
+def _entry(item: Any, source: str, hint: str) -> Downstream:
     try:
         if not isinstance(item, dict):
             raise TypeError
@@ -117,11 +122,11 @@ def _entry(item: Any, path: Path, hint: str) -> Downstream:
         )
     except (KeyError, TypeError):
         raise ConfigurationError(
-            f"State file {str(path)!r} has a malformed downstream entry.", hint=hint
+            f"State file {source} has a malformed downstream entry.", hint=hint
         ) from None
     except ConfigurationError as exc:
         raise ConfigurationError(
-            f"State file {str(path)!r} has a bad downstream entry: {exc.message}", hint=hint
+            f"State file {source} has a bad downstream entry: {exc.message}", hint=hint
         ) from None
 
 

@@ -1,0 +1,129 @@
+"""``trace``: the tree of pipelines triggered from a pipeline, with statuses and links.
+
+It follows the same records the check job reads (the ``circleback/downstream.json``
+artifacts the trigger jobs store), so what it shows is what A acted on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from circleback.client import CircleCIClient
+from circleback.relay.discovery import downstream_of
+from circleback.relay.records import app_url, pipeline_url, workflow_url
+
+DEFAULT_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class WorkflowLine:
+    """One workflow of a traced pipeline."""
+
+    name: str
+    status: str
+    url: str
+
+
+@dataclass(frozen=True)
+class TraceNode:
+    """A pipeline in the tree and the pipelines it triggered."""
+
+    project_slug: str
+    pipeline_id: str
+    number: int
+    state: str
+    url: str
+    workflows: tuple[WorkflowLine, ...] = ()
+    children: tuple[TraceNode, ...] = field(default=())
+    note: str = ""
+    """Why the tree stops here early (depth limit, already shown), if it does."""
+
+
+def trace(
+    client: CircleCIClient, pipeline_id: str, *, max_depth: int = DEFAULT_MAX_DEPTH
+) -> TraceNode:
+    """Build the tree below ``pipeline_id``; a pipeline met twice is shown once."""
+    return _node(client, pipeline_id, max_depth, set())
+
+
+def _node(client: CircleCIClient, pipeline_id: str, depth: int, seen: set[str]) -> TraceNode:
+    seen.add(pipeline_id)
+    pipeline = client.get_pipeline(pipeline_id)
+    app = app_url(client.base_url)
+    workflows = tuple(
+        WorkflowLine(
+            w.name,
+            str(w.status),
+            workflow_url(app, pipeline.project_slug, pipeline.number, w.id),
+        )
+        for w in sorted(client.list_pipeline_workflows(pipeline.id), key=lambda w: w.created_at)
+    )
+    base = TraceNode(
+        project_slug=pipeline.project_slug,
+        pipeline_id=pipeline.id,
+        number=pipeline.number,
+        state=str(pipeline.state),
+        url=pipeline_url(app, pipeline.project_slug, pipeline.number),
+        workflows=workflows,
+    )
+    records = downstream_of(client, pipeline.id)
+    if records and depth <= 0:
+        return replace(base, note="deeper pipelines not shown (--max-depth)")
+    children: list[TraceNode] = []
+    for record in records:
+        if record.pipeline_id in seen:
+            children.append(
+                TraceNode(
+                    record.project_slug,
+                    record.pipeline_id,
+                    record.number,
+                    record.state,
+                    record.url,
+                    note="already shown above (a cycle)",
+                )
+            )
+            continue
+        children.append(_node(client, record.pipeline_id, depth - 1, seen))
+    return replace(base, children=tuple(children))
+
+
+def render_text(root: TraceNode) -> str:
+    """An indented tree: pipeline, then its workflows, then the pipelines it triggered."""
+    lines: list[str] = []
+
+    def walk(node: TraceNode, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└── " if last else "├── ")
+        summary = f"{node.project_slug} #{node.number} ({node.state})  {node.url}"
+        lines.append(f"{prefix}{branch}{summary}" + (f"  [{node.note}]" if node.note else ""))
+        inner = prefix if top else prefix + ("    " if last else "│   ")
+        for wf in node.workflows:
+            lines.append(f"{inner}  · {wf.name}: {wf.status}")
+        for index, child in enumerate(node.children):
+            walk(child, inner, index == len(node.children) - 1, False)
+
+    walk(root, "", True, True)
+    return "\n".join(lines)
+
+
+def render_mermaid(root: TraceNode) -> str:
+    """A Mermaid flowchart of the tree, one node per pipeline, labelled with its status."""
+    lines = ["flowchart TD"]
+
+    def node_id(node: TraceNode) -> str:
+        return "p" + re.sub(r"[^0-9a-f]", "", node.pipeline_id)[:12]
+
+    def label(node: TraceNode) -> str:
+        statuses = ", ".join(f"{w.name}: {w.status}" for w in node.workflows) or node.state
+        return f"{node.project_slug} #{node.number}<br/>{statuses}".replace('"', "'")
+
+    def walk(node: TraceNode) -> None:
+        lines.append(f'    {node_id(node)}["{label(node)}"]')
+        lines.append(f'    click {node_id(node)} "{node.url}"')
+        for child in node.children:
+            if not child.note.startswith("already"):
+                walk(child)
+            lines.append(f"    {node_id(node)} -->|triggered| {node_id(child)}")
+
+    walk(root)
+    return "\n".join(lines)

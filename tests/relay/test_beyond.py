@@ -1,0 +1,168 @@
+"""Beyond the tutorial: orphaned holds (sweep), the chain (trace), upstream discovery."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from circleback.client import CircleCIClient
+from circleback.models import Pipeline
+from circleback.relay.discovery import RECORD_ARTIFACT, callback_value, upstream_chain
+from circleback.relay.sweep import Action, sweep
+from circleback.relay.trace import render_mermaid, render_text, trace
+from tests.relay.world import HOST, TOKEN, A, B, World
+
+HOLD = "wait-for-triggered-pipeline"
+
+
+@pytest.fixture
+def client(world: World) -> CircleCIClient:
+    return CircleCIClient(token=TOKEN, host=HOST, transport=world.emu.transport())
+
+
+def _store_record(world: World, pipeline_id: str, job: str, state: Path) -> None:
+    """What the orb's trigger job does: store the state file as an artifact."""
+    (wf,) = [w for w in world.workflows(pipeline_id) if job in world.jobs(w["id"])]
+    job_id = world.jobs(wf["id"])[job]["id"]
+    world.emu.add_artifact(job_id, RECORD_ARTIFACT, state.read_bytes())
+
+
+def _a_waiting_on_b(world: World, tmp_path: Path) -> tuple[str, str]:
+    a = world.upstream_on_hold()
+    state = tmp_path / f"{a}.json"
+    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "--state-file", str(state))
+    assert result.code == 0, result.err
+    _store_record(world, a, "trigger", state)
+    return a, result.out.strip()
+
+
+def _later(world: World, seconds: float) -> datetime:
+    return world.emu.now() + timedelta(seconds=seconds)
+
+
+def test_sweep_releases_a_hold_whose_downstream_was_canceled(
+    world: World, tmp_path: Path, client: CircleCIClient
+) -> None:
+    a, b = _a_waiting_on_b(world, tmp_path)
+    for wf in world.workflows(b):
+        world.api.post(f"/workflow/{wf['id']}/cancel")
+    (finding,) = sweep(client, A, grace=600, now=lambda: _later(world, 3600))
+    assert finding.action is Action.RELEASED
+    assert finding.pipeline_id == a
+    assert [d.pipeline_id for d in finding.downstream] == [b]
+    assert world.job_status(a, HOLD) == "success"
+    # A's check now runs and fails with the real reason.
+    result = world.cli("status", "--pipeline-id", b)
+    assert result.code == 1
+    assert "canceled" in result.err
+
+
+def test_sweep_leaves_running_and_recent_downstreams_alone(
+    world: World, tmp_path: Path, client: CircleCIClient
+) -> None:
+    a, b = _a_waiting_on_b(world, tmp_path)
+    (running,) = sweep(client, A, grace=600, now=lambda: _later(world, 3600))
+    assert running.action is Action.LEFT
+    assert "still running" in running.reason
+    world.finish_all(b, "failed")
+    (recent,) = sweep(client, A, grace=600, now=lambda: _later(world, 60))
+    assert recent.action is Action.LEFT
+    assert "within the grace" in recent.reason
+    assert world.job_status(a, HOLD) == "on_hold"
+
+
+def test_sweep_cancel_and_dry_run(world: World, tmp_path: Path, client: CircleCIClient) -> None:
+    a, b = _a_waiting_on_b(world, tmp_path)
+    world.finish_all(b, "failed")
+    (dry,) = sweep(client, A, grace=0, cancel=True, dry_run=True, now=lambda: _later(world, 5))
+    assert dry.action is Action.WOULD_CANCEL
+    assert world.job_status(a, HOLD) == "on_hold"
+    (done,) = sweep(client, A, grace=0, cancel=True, now=lambda: _later(world, 5))
+    assert done.action is Action.CANCELED
+    assert world.workflows(a)[0]["status"] == "canceled"
+
+
+def test_sweep_ignores_holds_without_a_record(world: World, client: CircleCIClient) -> None:
+    world.upstream_on_hold()
+    (finding,) = sweep(client, A, grace=0, now=lambda: _later(world, 5))
+    assert finding.action is Action.LEFT
+    assert "no downstream record" in finding.reason
+
+
+def test_sweep_errored_downstream(world: World, tmp_path: Path, client: CircleCIClient) -> None:
+    a = world.upstream_on_hold()
+    b = world.trigger("gh/acme/b-broken")
+    state = tmp_path / "s.json"
+    state.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "downstream": [
+                    {
+                        "project_slug": "gh/acme/b-broken",
+                        "pipeline_id": b,
+                        "number": 1,
+                        "state": "errored",
+                        "url": "x",
+                    }
+                ],
+            }
+        )
+    )
+    _store_record(world, a, "trigger", state)
+    (finding,) = sweep(client, A, grace=60, now=lambda: _later(world, 3600))
+    assert finding.action is Action.RELEASED
+
+
+def test_trace_shows_the_tree(world: World, tmp_path: Path, client: CircleCIClient) -> None:
+    a, b = _a_waiting_on_b(world, tmp_path)
+    # B in turn triggers another pipeline of the hold project, recorded on a B job.
+    c_state = tmp_path / "c.json"
+    result = world.cli(
+        "trigger", "gh/acme/b-hold", "--upstream-pipeline-id", b, "--state-file", str(c_state)
+    )
+    assert result.code == 0, result.err
+    c = result.out.strip()
+    _store_record(world, b, "lint", c_state)
+    tree = trace(client, a)
+    assert [child.pipeline_id for child in tree.children] == [b]
+    assert [g.pipeline_id for g in tree.children[0].children] == [c]
+    text = render_text(tree)
+    assert text.splitlines()[0].startswith(f"{A} #1 (created)")
+    assert f"└── {B} #1" in text
+    assert "· gated: on_hold" in text
+    mermaid = render_mermaid(tree)
+    assert mermaid.startswith("flowchart TD")
+    assert mermaid.count("-->|triggered|") == 2
+    shallow = trace(client, a, max_depth=0)
+    assert shallow.children == ()
+    assert "--max-depth" in shallow.note
+
+
+def test_upstream_chain_follows_the_callback_parameter(
+    world: World, tmp_path: Path, client: CircleCIClient
+) -> None:
+    a, b = _a_waiting_on_b(world, tmp_path)
+    c = world.cli("trigger", "gh/acme/b-hold", "--upstream-pipeline-id", b).out.strip()
+    assert [p.id for p in upstream_chain(client, c)] == [c, b, a]
+
+
+def test_callback_value_tolerates_both_layouts() -> None:
+    base = {
+        "id": "x",
+        "number": 1,
+        "project_slug": "gh/a/b",
+        "state": "created",
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    flat = Pipeline.model_validate({**base, "trigger_parameters": {"triggering-pipeline-id": "u"}})
+    nested = Pipeline.model_validate(
+        {**base, "trigger_parameters": {"parameters": {"triggering-pipeline-id": "v"}}}
+    )
+    empty = Pipeline.model_validate({**base, "trigger_parameters": {"triggering-pipeline-id": ""}})
+    assert callback_value(flat, "triggering-pipeline-id") == "u"
+    assert callback_value(nested, "triggering-pipeline-id") == "v"
+    assert callback_value(empty, "triggering-pipeline-id") is None
