@@ -486,7 +486,8 @@ class LocalExecutor:
         finally:
             with self._cond:
                 self._processes.discard(process)
-        reader.join(timeout=_KILL_GRACE_SECONDS)
+            reader.join(timeout=_KILL_GRACE_SECONDS)
+            process.stdout.close()
         with self._cond:
             step.output = output.text()
             step.exit_code = process.returncode
