@@ -140,7 +140,8 @@ class JobRecord:
     test_results: list[Path] = field(default_factory=list)
     """Files stored with ``store_test_results`` (copied under ``directory``)."""
     artifacts: list[Path] = field(default_factory=list)
-    """Files stored with ``store_artifacts`` (copied under ``directory``)."""
+    """Files stored with ``store_artifacts`` (copied under ``directory``, and added to the
+    emulator's artifacts of the job, which the API lists)."""
 
     def step(self, name: str) -> StepRecord:
         """The first step of that name; LookupError if there is none."""
@@ -535,6 +536,13 @@ class LocalExecutor:
         files = (
             [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())
         )
+        if kind == "artifacts":
+            # Also in the emulator, where getJobArtifacts lists them as CircleCI would:
+            # this is how circleback finds what a pipeline triggered from the API alone.
+            assert self._emulator is not None
+            for path in files:
+                artifact = path.relative_to(job.directory / kind).as_posix()
+                self._emulator.add_artifact(record.job_id, artifact, path.read_bytes())
         with self._cond:
             (record.test_results if kind == "test-results" else record.artifacts).extend(files)
         return "".join(f"stored {p.relative_to(job.directory)}\n" for p in files)

@@ -68,6 +68,11 @@ def test_b_succeeds_so_a_checks_it_and_deploys(
     assert report.findall(".//testcase")
     assert not report.findall(".//failure")
     assert "deploying project A" in local.executor.record(UPSTREAM, "deploy").output
+    # The trigger job's state file is an artifact, as the API lists it.
+    trigger_number = a["trigger-project-b"]["job_number"]
+    with local.client() as client:
+        listed = client.get(f"/project/{UPSTREAM}/{trigger_number}/artifacts").json()
+    assert [item["path"] for item in listed["items"]] == ["circleback/downstream.json"]
     # B received A's pipeline id and the multi-line parameters block, as values.
     b_test = local.executor.record(DOWNSTREAM, "build-and-test")
     assert "testing project B for 'gh/acme/project-a'" in b_test.output
