@@ -4,32 +4,56 @@ The token is read from ``CIRCLEBACK_TOKEN``, else ``CIRCLE_TOKEN`` (the orb's de
 else ``CIRCLECI_API_KEY`` (the name the CircleCI tutorial uses), and is kept as a
 ``SecretStr`` so that no repr, log line or exception can show it. A flag would leak it
 into shell history and ``ps``.
+
+Two variables do not need pydantic-settings (and python-dotenv): it cost every command
+about 15 ms of imports. The rules are the ones it applied: names match case-insensitively,
+empty values count as unset, the first variable of ``TOKEN_VARIABLES`` set wins, and
+values passed to ``Settings(...)`` beat the environment.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from circleback.errors import ConfigurationError
 
 DEFAULT_HOST = "https://circleci.com"
 API_PREFIX = "/api/v2"
 TOKEN_VARIABLES = ("CIRCLEBACK_TOKEN", "CIRCLE_TOKEN", "CIRCLECI_API_KEY")
+HOST_VARIABLE = "CIRCLEBACK_HOST"
 
 
-class Settings(BaseSettings):
-    """circleback's settings, read from the environment."""
+def _from_environment() -> dict[str, str]:
+    """The settings found in the environment (names case-insensitive, empty = unset)."""
+    env = {k.lower(): v for k, v in os.environ.items() if v != ""}
+    found: dict[str, str] = {}
+    token = next((env[n.lower()] for n in TOKEN_VARIABLES if n.lower() in env), None)
+    if token is not None:
+        found["token"] = token
+    if HOST_VARIABLE.lower() in env:
+        found["host"] = env[HOST_VARIABLE.lower()]
+    return found
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
 
-    token: SecretStr | None = Field(default=None, validation_alias=AliasChoices(*TOKEN_VARIABLES))
+class Settings(BaseModel):
+    """circleback's settings, read from the environment (arguments given win)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    token: SecretStr | None = None
     """A CircleCI personal API token (project tokens do not work with API v2)."""
-    host: str = Field(default=DEFAULT_HOST, validation_alias=AliasChoices("CIRCLEBACK_HOST"))
+    host: str = DEFAULT_HOST
     """CircleCI's address; a CircleCI Server hostname works the same way."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, data: Any) -> Any:
+        return {**_from_environment(), **data} if isinstance(data, dict) else data
 
     def require_token(self) -> SecretStr:
         """The token, or a configuration error that says where to put it."""
