@@ -453,6 +453,20 @@ def _ensure_logging() -> None:
         )
 
 
+def _skip_httpx_cli() -> None:
+    """Keep httpx from importing its own command-line client into this process.
+
+    ``import httpx`` imports ``httpx._main`` (click, rich, pygments: about 35 ms) whenever
+    those are installed, as they are beside typer, and falls back to a stub when that import
+    fails. This process never runs httpx's CLI, so a ``None`` entry in ``sys.modules`` (which
+    makes the import fail) costs nothing. Done only here, in the process's entry point,
+    never when circleback is imported as a library.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main() -> None:
     """Console-script entry point."""
+    _skip_httpx_cli()
     sys.exit(run())
