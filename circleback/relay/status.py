@@ -6,6 +6,12 @@ workflows. Here A polls (with backoff, bounded by a timeout) until every workflo
 every downstream pipeline is final, and only ``success`` everywhere passes: ``failed``,
 ``error``, ``canceled``, ``unauthorized``, ``not_run`` and any status this code does not
 know all fail.
+
+A poll looks at every pending downstream pipeline at once (a bounded thread pool; the
+client is thread-safe), so a fan-out of 20 costs about one round trip per poll, not 20.
+A pipeline whose record came from ``trigger`` is looked at with one request when it has
+workflows: the workflows carry its project and number, and a pipeline that ran workflows
+did not error at creation; only a pipeline with no workflows yet is read itself.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -31,6 +38,9 @@ from circleback.relay.records import Downstream, app_url, job_url, workflow_url
 logger = logging.getLogger("circleback.relay")
 
 DEFAULT_TIMEOUT = 30 * 60.0
+#: Downstream pipelines looked at concurrently in one poll; a wider fan-out takes
+#: ceil(n / this) round trips per poll, which keeps a burst within CircleCI's rate limits.
+DEFAULT_CONCURRENCY = 20
 #: Job statuses worth naming when a workflow fails.
 _FAILED_JOB_STATUSES = frozenset(
     {
@@ -171,11 +181,13 @@ def wait_for_downstream(
     poll: PollPolicy = PollPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> StatusReport:
     """Wait until every workflow of every downstream pipeline is final; report them all.
 
     Raises ``WaitTimeout`` when ``timeout`` passes first. Does not raise on failure: the
-    caller decides from ``StatusReport.succeeded`` (the CLI exits 1).
+    caller decides from ``StatusReport.succeeded`` (the CLI exits 1). ``concurrency``
+    bounds the pipelines looked at in parallel (1: one after another).
     """
     if not downstream:
         raise errors.ConfigurationError(
@@ -188,10 +200,9 @@ def wait_for_downstream(
     empty_seen: set[str] = set()
     while True:
         waiting: list[str] = []
-        for record in downstream:
-            if record.pipeline_id in finished:
-                continue
-            report, why = _look(client, record, record.pipeline_id in empty_seen)
+        pending = [r for r in downstream if r.pipeline_id not in finished]
+        looks = _look_all(client, pending, empty_seen, concurrency)
+        for record, (report, why) in zip(pending, looks, strict=True):
             if report is not None:
                 finished[record.pipeline_id] = report
             else:
@@ -209,10 +220,33 @@ def wait_for_downstream(
         delay = min(delay * poll.factor, poll.max_delay)
 
 
+def _look_all(
+    client: CircleCIClient, pending: list[Downstream], empty_seen: set[str], concurrency: int
+) -> list[tuple[PipelineReport | None, str]]:
+    """One look at each pending pipeline, in parallel, in ``pending``'s order.
+
+    The first error (in that order) propagates once every look has ended, as it would
+    have from a sequential loop; nothing is left running behind the caller's back.
+    """
+
+    def look(record: Downstream) -> tuple[PipelineReport | None, str]:
+        return _look(client, record, record.pipeline_id in empty_seen)
+
+    workers = max(1, min(concurrency, len(pending)))
+    if workers == 1:
+        return [look(record) for record in pending]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="circleback-status") as pool:
+        futures = [pool.submit(look, record) for record in pending]
+        return [future.result() for future in futures]
+
+
 def _look(
     client: CircleCIClient, record: Downstream, empty_before: bool
 ) -> tuple[PipelineReport | None, str]:
     """One look at one pipeline: its final report, or why it is not final yet."""
+    workflows = list(client.list_pipeline_workflows(record.pipeline_id)) if record.url else None
+    if workflows:
+        return _judge(client, record, workflows)
     pipeline = client.get_pipeline(record.pipeline_id)
     url = record.url or _record(client, pipeline).url
     base = PipelineReport(
@@ -225,11 +259,28 @@ def _look(
     if pipeline.state == PipelineState.ERRORED:
         reasons = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
         return replace(base, errors=reasons), ""
-    workflows = list(client.list_pipeline_workflows(pipeline.id))
+    if workflows is None:
+        workflows = list(client.list_pipeline_workflows(pipeline.id))
     if not workflows:
         if pipeline.state == PipelineState.CREATED and empty_before:
             return replace(base, errors=("the pipeline ran no workflows",)), ""
         return None, "no workflows yet"
+    return _judge(client, replace(record, url=url, state=base.state), workflows)
+
+
+def _judge(
+    client: CircleCIClient, record: Downstream, workflows: list[Workflow]
+) -> tuple[PipelineReport | None, str]:
+    """Final report or reason to wait, from a pipeline's workflows (never empty)."""
+    first = workflows[0]
+    pipeline = _WorkflowsPipeline(first.project_slug, record.pipeline_id, first.pipeline_number)
+    base = PipelineReport(
+        project_slug=pipeline.project_slug,
+        pipeline_id=pipeline.id,
+        number=pipeline.number,
+        state=record.state,
+        url=record.url,
+    )
     live, superseded = _newest_by_name(workflows)
     active = [w for w in live if not w.is_final]
     if active:
@@ -256,7 +307,18 @@ def _newest_by_name(workflows: list[Workflow]) -> tuple[list[Workflow], tuple[st
     return ordered, tuple(w.id for w in workflows if w.id not in live_ids)
 
 
-def _workflow_report(client: CircleCIClient, pipeline: Pipeline, wf: Workflow) -> WorkflowReport:
+@dataclass(frozen=True)
+class _WorkflowsPipeline:
+    """What a report needs of a pipeline, as its workflows tell it (no extra request)."""
+
+    project_slug: str
+    id: str
+    number: int
+
+
+def _workflow_report(
+    client: CircleCIClient, pipeline: _WorkflowsPipeline, wf: Workflow
+) -> WorkflowReport:
     app = app_url(client.base_url)
     failed: tuple[FailedJob, ...] = ()
     if wf.status != WorkflowStatus.SUCCESS:

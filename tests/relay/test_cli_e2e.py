@@ -86,8 +86,8 @@ def test_happy_path_request_counts(world: World, tmp_path: Path) -> None:
         ("GET", "workflow"),
         ("POST", "workflow"),
     ]
-    # pipeline (for its slug), then per look: pipeline, workflows, and nothing else on success
-    assert len(status_requests) == 3
+    # pipeline (for its slug), then per look: workflows only, and nothing else on success
+    assert len(status_requests) == 2
 
 
 def test_trigger_json_and_parameters(world: World, tmp_path: Path) -> None:
