@@ -173,6 +173,11 @@ def _find_and_approve(
         )
     candidates = [w for w in workflows if workflow_name is None or w.name == workflow_name]
     candidates.sort(key=lambda w: w.created_at, reverse=True)
+    # Only a workflow still going can have a job on hold, so those are searched first
+    # (newest first within each group, as before): once A's other workflows have finished,
+    # finding the hold costs one job list instead of one per workflow. Jobs are streamed
+    # page by page and the search stops at the hold, so memory stays flat.
+    candidates.sort(key=lambda w: w.is_final)
     seen: list[tuple[Workflow, Job]] = []
     approvals: list[tuple[Workflow, Job]] = []
     for wf in candidates:
@@ -229,7 +234,7 @@ def _judge_without_hold(
             status_code=404,
             hint="Pass --job-name (and --workflow-name) matching A's approval job.",
         )
-    wf, job = seen[0]  # the newest workflow that has the hold decides
+    wf, job = max(seen, key=lambda pair: pair[0].created_at)  # the newest one decides
     if job.status == JobStatus.SUCCESS:
         return ApproveResult(Outcome.ALREADY_APPROVED, pipeline_id, project, wf, job)
     if job.status in _PENDING and not wf.is_final:
