@@ -20,9 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from circleback import errors
+
+if TYPE_CHECKING:
+    from circleback.emulator.executor import JobRecord
 
 __all__ = ["DEMO_TIMEOUT", "find_examples", "run_demo"]
 
@@ -142,7 +145,9 @@ class _Event:
 class _Story:
     """Turns the emulator's state and the executor's records into the demo's text."""
 
-    def __init__(self, state: Mapping[str, Any], records: Sequence[Any], start: datetime) -> None:
+    def __init__(
+        self, state: Mapping[str, Any], records: Sequence[JobRecord], start: datetime
+    ) -> None:
         self.state = state
         self.records = records
         self.start = start
@@ -212,7 +217,7 @@ class _Story:
                     "workflow", w["stopped_at"], who, f"workflow {w['name']}: {w['status']}"
                 )
 
-    def _step_lines(self, record: Any) -> list[str]:
+    def _step_lines(self, record: JobRecord) -> list[str]:
         lines = [f"  {record.job_ref}: {record.error}"] if record.error else []
         for step in record.steps:
             mark = _MARKS.get(step.status, step.status)

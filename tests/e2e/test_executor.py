@@ -296,6 +296,20 @@ def test_fail_jobs_makes_the_first_run_step_fail(
     assert record.step("cleanup").status == "success"  # only the first run step fails
 
 
+def test_step_output_is_bounded_to_its_start_and_end(
+    tmp_path: Path, start_local: Callable[..., LocalCircleCI]
+) -> None:
+    command = "'echo START; head -c 200000 /dev/zero | tr \\\\0 x; echo; echo END'"
+    local = start_local({"gh/acme/loud": write(tmp_path, ONE_JOB % command)}, output_limit=1000)
+    local.trigger("gh/acme/loud")
+    assert local.executor.wait_idle(IDLE_TIMEOUT)
+    output = local.executor.record("gh/acme/loud", "only").step("the step").output
+    assert output.startswith("START\n")
+    assert output.endswith("END\n")
+    assert "bytes of output omitted" in output
+    assert len(output) < 1100
+
+
 def test_an_executor_error_fails_the_job_instead_of_leaving_it_running(
     tmp_path: Path, start_local: Callable[..., LocalCircleCI]
 ) -> None:
