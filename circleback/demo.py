@@ -225,7 +225,8 @@ class _Story:
             why = f": {step.reason}" if step.status in ("skipped", "not_run") else ""
             lines.append(f"  {mark:8} {step.name}{took}{why}")
             if step.status == "failed":
-                lines.extend(f"  {'':8} | {line}" for line in _tail(step.output))
+                output = step.output.replace(str(record.directory / "home"), "~")
+                lines.extend(f"  {'':8} | {line}" for line in _tail(output))
         return lines
 
     # -- the verdict -------------------------------------------------------------------------
