@@ -94,6 +94,19 @@ def status_is_retryable(status: int, safety: Safety) -> bool:
     return status >= 500 and safety is Safety.IDEMPOTENT
 
 
+def outcome_unknown(method: str, status: int | None, *, sent: bool) -> bool:
+    """Whether a failed request may still have been carried out by the server.
+
+    True for a request other than GET that was sent and then got no answer (``status``
+    None), a 5xx (CircleCI may fail after acting), or a 2xx whose body could not be read.
+    A 4xx, 429 included, is CircleCI refusing: nothing was done. A caller must look
+    before repeating such a request when repeating it could do the thing twice.
+    """
+    if method.upper() == "GET" or not sent:
+        return False
+    return status is None or status >= 500 or 200 <= status < 300
+
+
 _ERRORS_BY_STATUS: Mapping[int, type[errors.APIError]] = {
     401: errors.AuthenticationError,
     403: errors.PermissionDenied,

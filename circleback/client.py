@@ -35,6 +35,7 @@ MAX_PAGES = 10_000
 
 ParameterValue = str | int | bool
 _M = TypeVar("_M", bound=BaseModel)
+_R = TypeVar("_R")
 
 
 class CircleCIClient:
@@ -123,10 +124,13 @@ class CircleCIClient:
             body["tag"] = tag
         if parameters:
             body["parameters"] = _check_parameters(parameters)
-        status, data = self._request(
-            "POST", f"/project/{slug.path}/pipeline", json=body, safety=Safety.CREATES
+        return self._call(
+            "POST",
+            f"/project/{slug.path}/pipeline",
+            lambda status, data: self._created(status, data, slug),
+            json=body,
+            safety=Safety.CREATES,
         )
-        return self._created(status, data, slug)
 
     def run_pipeline(
         self,
@@ -159,16 +163,18 @@ class CircleCIClient:
             body["checkout"] = checkout_ref
         if parameters:
             body["parameters"] = _check_parameters(parameters)
-        status, data = self._request(
-            "POST", f"/project/{slug.path}/pipeline/run", json=body, safety=Safety.CREATES
+        return self._call(
+            "POST",
+            f"/project/{slug.path}/pipeline/run",
+            lambda status, data: self._created(status, data, slug),
+            json=body,
+            safety=Safety.CREATES,
         )
-        return self._created(status, data, slug)
 
     def get_pipeline(self, pipeline_id: str) -> Pipeline:
         """One pipeline (``getPipelineById``); it lists no workflows."""
         pid = parse_uuid(pipeline_id, what="pipeline id")
-        _, data = self._request("GET", f"/pipeline/{segment(pid)}")
-        return self._validate(Pipeline, data, what=f"pipeline {pid}")
+        return self._call("GET", f"/pipeline/{segment(pid)}", _model(Pipeline, f"pipeline {pid}"))
 
     def list_project_pipelines(
         self, project_slug: str, *, branch: str | None = None
@@ -227,8 +233,7 @@ class CircleCIClient:
     def get_workflow(self, workflow_id: str) -> Workflow:
         """One workflow (``getWorkflowById``)."""
         wid = parse_uuid(workflow_id, what="workflow id")
-        _, data = self._request("GET", f"/workflow/{segment(wid)}")
-        return self._validate(Workflow, data, what=f"workflow {wid}")
+        return self._call("GET", f"/workflow/{segment(wid)}", _model(Workflow, f"workflow {wid}"))
 
     def list_workflow_jobs(self, workflow_id: str) -> Iterator[Job]:
         """Every job of a workflow, every page (``listWorkflowJobs``)."""
@@ -243,7 +248,9 @@ class CircleCIClient:
         """
         wid = parse_uuid(workflow_id, what="workflow id")
         jid = parse_uuid(approval_request_id, what="approval request id")
-        self._request("POST", f"/workflow/{segment(wid)}/approve/{segment(jid)}")
+        self._call(
+            "POST", f"/workflow/{segment(wid)}/approve/{segment(jid)}", _accepted("an approval")
+        )
 
     def rerun_workflow(
         self, workflow_id: str, *, from_failed: bool = False, jobs: list[str] | None = None
@@ -271,22 +278,29 @@ class CircleCIClient:
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow (``cancelWorkflow``, 202); canceling twice is harmless."""
         wid = parse_uuid(workflow_id, what="workflow id")
-        self._request("POST", f"/workflow/{segment(wid)}/cancel")
+        self._call("POST", f"/workflow/{segment(wid)}/cancel", _accepted("a cancel"))
 
     # -- transport ---------------------------------------------------------------------
 
     def _paginate(
         self, model: type[_M], path: str, params: dict[str, str], *, what: str
     ) -> Iterator[_M]:
-        """Yield every item of every page, lazily; a repeated page token is an error."""
+        """Yield every item of every page, lazily; a repeated page token is an error.
+
+        Each page is checked whole before any of it is yielded, inside the retry loop: a
+        page of the wrong shape (a proxy's JSON, say) is fetched again like a proxy's HTML.
+        """
         seen: set[str] = set()
         query = dict(params)
-        for _ in range(MAX_PAGES):
-            _, data = self._request("GET", path, params=query)
+
+        def read(status: int, data: Any) -> tuple[list[_M], str | None]:
             page = _core.parse_page(data, what=what)
-            for item in page.items:
-                yield self._validate(model, item, what=what)
-            token = page.next_page_token
+            items = [self._validate(model, item, what=what) for item in page.items]
+            return items, page.next_page_token
+
+        for _ in range(MAX_PAGES):
+            items, token = self._call("GET", path, read, params=query)
+            yield from items
             if token is None:
                 return
             if token in seen:
@@ -306,6 +320,28 @@ class CircleCIClient:
         raw: bool = False,
     ) -> tuple[int, Any]:
         """Send one request with the retry rules of ``_core``; a 2xx status and its JSON."""
+        return self._call(
+            method, path, _status_and_data, params=params, json=json, safety=safety, raw=raw
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        read: Callable[[int, Any], _R],
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        safety: Safety = Safety.IDEMPOTENT,
+        raw: bool = False,
+    ) -> _R:
+        """Send one request with the retry rules of ``_core`` and ``read`` its 2xx answer.
+
+        ``read`` turns the status and JSON into the result, raising ``UnexpectedResponse``
+        when they are not what the endpoint documents; that is retried like a body that is
+        not JSON. A failure that leaves unknown whether a non-GET was carried out is marked
+        ``outcome_unknown``, so the caller can look before repeating it.
+        """
         started = self._clock()
         attempt = 0
         while True:
@@ -322,9 +358,9 @@ class CircleCIClient:
             except httpx.TransportError as exc:
                 failure: errors.CirclebackError = _transport_error(exc, method, path)
                 # A connection never made is a request never sent: safe to repeat anything.
-                retryable = safety is Safety.IDEMPOTENT or isinstance(
-                    exc, (httpx.ConnectError, httpx.ConnectTimeout)
-                )
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                retryable = safety is Safety.IDEMPOTENT or never_sent
+                failure.outcome_unknown = _core.outcome_unknown(method, None, sent=not never_sent)
                 logger.debug(
                     "request failed", extra={"method": method, "path": path, "error": str(failure)}
                 )
@@ -336,22 +372,25 @@ class CircleCIClient:
                 status = response.status_code
                 if 200 <= status < 300:
                     if raw:
-                        return status, response.content
+                        return read(status, response.content)
                     try:
-                        data = _decode(response, what=f"{method} {path}")
+                        return read(status, _decode(response, what=f"{method} {path}"))
+                    except errors.NotCreated:
+                        raise  # CircleCI's own word that nothing was created: final.
                     except errors.UnexpectedResponse as exc:
-                        # A read whose body is a proxy's page or cut off is worth another
-                        # try; a create is not, since it may have been acted on.
+                        # A read whose body is a proxy's page, cut off, or of the wrong
+                        # shape is worth another try; a create is not, since it may have
+                        # been acted on.
                         failure = exc
                         retryable = safety is Safety.IDEMPOTENT
-                    else:
-                        return status, data
+                        failure.outcome_unknown = _core.outcome_unknown(method, status, sent=True)
                 else:
                     failure = _core.error_for_status(
                         status, response.content, method=method, path=path, redact=self._redact
                     )
                     retryable = _core.status_is_retryable(status, safety)
                     retry_after = _core.parse_retry_after(response.headers.get("Retry-After"))
+                    failure.outcome_unknown = _core.outcome_unknown(method, status, sent=True)
             if not retryable or attempt >= self._retry.max_attempts:
                 raise failure
             delay = _core.backoff_delay(attempt, retry_after, self._retry, self._rand)
@@ -365,11 +404,9 @@ class CircleCIClient:
 
     def _created(self, status: int, data: Any, slug: ProjectSlug) -> PipelineCreation:
         """201 is the only success of a trigger; ``pipeline/run``'s 200 means "not created"."""
-        if status == 200:
-            detail = data.get("message") if isinstance(data, dict) else None
-            raise errors.NotCreated(
-                f"CircleCI did not create a pipeline for {slug}: {detail or 'no reason given'}"
-            )
+        detail = data.get("message") if isinstance(data, dict) else None
+        if status == 200 and isinstance(detail, str):
+            raise errors.NotCreated(f"CircleCI did not create a pipeline for {slug}: {detail}")
         if status != 201:
             raise errors.UnexpectedResponse(
                 f"The trigger of {slug} answered {status}, not 201 Created."
@@ -397,6 +434,29 @@ def _transport_error(exc: httpx.TransportError, method: str, path: str) -> error
     if isinstance(exc, httpx.TimeoutException):
         return errors.RequestTimeout(f"{method} {path} timed out ({type(exc).__name__}).")
     return errors.TransportError(f"{method} {path} failed: {type(exc).__name__}.")
+
+
+def _status_and_data(status: int, data: Any) -> tuple[int, Any]:
+    return status, data
+
+
+def _model(model: type[_M], what: str) -> Callable[[int, Any], _M]:
+    """A reader that validates a 2xx body as ``model``."""
+    return lambda status, data: CircleCIClient._validate(model, data, what=what)
+
+
+def _accepted(what: str) -> Callable[[int, Any], None]:
+    """A reader for 202 Accepted, the documented success of approve and cancel.
+
+    Any other 2xx (a proxy's 200) is not CircleCI accepting anything: treating it as
+    success would report a hold released that is still on hold.
+    """
+
+    def read(status: int, data: Any) -> None:
+        if status != 202:
+            raise errors.UnexpectedResponse(f"CircleCI answered {status} to {what}, not 202.")
+
+    return read
 
 
 def _decode(response: httpx.Response, *, what: str) -> Any:

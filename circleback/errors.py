@@ -36,6 +36,9 @@ class CirclebackError(Exception):
 
     exit_code: int = EXIT_API
     default_hint: str = ""
+    outcome_unknown: bool = False
+    """True when the failed request may have been carried out anyway (sent, then no answer,
+    a 5xx, or an unreadable 2xx): a caller must look before repeating a create."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -113,6 +113,15 @@ class PipelineError(_Model):
     """CircleCI's own words, shown to the user as they are."""
 
 
+class PipelineVcs(_Model):
+    """The part of a pipeline's ``vcs`` that says which ref it ran on."""
+
+    branch: str | None = None
+    """The branch, when triggered on one."""
+    tag: str | None = None
+    """The tag, when triggered on one."""
+
+
 class PipelineCreation(_Model):
     """What a trigger answers with (201): the new pipeline's identity."""
 
@@ -143,6 +152,8 @@ class Pipeline(_Model):
     """Why it errored, when it did."""
     trigger_parameters: dict[str, Any] | None = None
     """Parameters it was triggered with (optional in the spec)."""
+    vcs: PipelineVcs | None = None
+    """The ref it ran on (optional in the spec)."""
 
 
 class Workflow(_Model):
