@@ -4,6 +4,13 @@ Unlike the tutorial's ``curl | jq -r .id``, a failed trigger is an error (never 
 written as an id), a 200 "not created" is an error, and a downstream pipeline that
 errors at creation (bad config, undeclared parameter) fails A now rather than leaving A
 parked on a hold that nothing will ever release.
+
+A trigger whose outcome is unknown (the answer was lost, cut off, timed out, or a 5xx)
+is never simply sent again, since CircleCI may have created the pipeline already. It is
+reconciled first: B's recent pipelines on that branch are searched for one carrying this
+upstream pipeline id in its parameters (the callback parameter is an idempotency key).
+Exactly one is adopted; none found means the trigger is sent again; more than one, or a
+list that cannot be read, fails with both possibilities spelt out.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from circleback.client import CircleCIClient, ParameterValue
-from circleback.errors import APIError, ConfigurationError, DownstreamFailed
-from circleback.models import Pipeline, PipelineState
+from circleback.errors import APIError, CirclebackError, ConfigurationError, DownstreamFailed
+from circleback.models import Pipeline, PipelineCreation, PipelineState
 from circleback.relay.records import Downstream, app_url, pipeline_url
-from circleback.validation import parse_project_slug, parse_uuid
+from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid
 
 logger = logging.getLogger("circleback.relay")
 
@@ -33,6 +41,44 @@ class DownstreamErrored(DownstreamFailed):
     """Raised when the downstream pipeline was created but CircleCI could not run it."""
 
     default_hint = "Fix the downstream config or the parameters sent to it (errors above)."
+
+
+class TriggerOutcomeUnknown(CirclebackError):
+    """Raised when a trigger's outcome is unknown and B's pipeline list cannot settle it."""
+
+    default_hint = (
+        "Look at the downstream project's recent pipelines for one whose parameters carry "
+        "this pipeline's id; rerun this job only if there is none."
+    )
+
+
+class DuplicateDownstream(CirclebackError):
+    """Raised when more than one downstream pipeline carries this upstream id (a race)."""
+
+    default_hint = (
+        "An earlier attempt whose answer was lost landed after all: cancel all but one of "
+        "the downstream pipelines named above, then rerun this job."
+    )
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    """How a trigger whose outcome is unknown is settled before it is ever sent again."""
+
+    max_attempts: int = 3
+    """Triggers sent in all, while each one's outcome is unknown and none landed."""
+    settle: float = 2.0
+    """Seconds to wait before looking, so that a request still in flight can land first."""
+    clock_skew: float = 60.0
+    """How far CircleCI's clock may lag ours: pipelines created up to this long before
+    the first attempt still count as possibly ours."""
+
+
+DEFAULT_RECONCILE = ReconcilePolicy()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -105,37 +151,17 @@ def trigger(
     confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    reconcile: ReconcilePolicy = DEFAULT_RECONCILE,
+    now: Callable[[], datetime] = _utc_now,
 ) -> Downstream:
     """Start B with A's id, then confirm B did not error at creation.
 
-    Everything is validated before the first request, so bad input sends nothing.
+    Everything is validated before the first request, so bad input sends nothing. ``now``
+    is the wall clock that "created since this attempt began" is judged by.
     """
     slug = parse_project_slug(request.project_slug)
     parameters = build_parameters(request)
-    use_run = slug.is_opaque or request.definition_id is not None
-    try:
-        if use_run:
-            created = client.run_pipeline(
-                str(slug),
-                definition_id=request.definition_id,
-                branch=request.branch,
-                tag=request.tag,
-                parameters=parameters,
-            )
-        else:
-            created = client.trigger_pipeline(
-                str(slug), branch=request.branch, tag=request.tag, parameters=parameters
-            )
-    except APIError as exc:
-        if exc.status_code == 400:
-            # CircleCI's 400 to a trigger is nearly always a parameter the config does not
-            # declare, or declares with another type: say so in terms of B's config.
-            exc.hint = (
-                f"Every parameter sent must be declared under 'parameters:' in {slug}'s "
-                f"config with the same type; declare {request.callback_parameter!r} there "
-                '(type: string, default: "").'
-            )
-        raise
+    created = _create(client, slug, request, parameters, reconcile, sleep, now)
     url = pipeline_url(app_url(client.base_url), str(slug), created.number)
     logger.info(
         "triggered downstream pipeline",
@@ -154,6 +180,137 @@ def trigger(
         number=created.number,
         state=str(state),
         url=url,
+    )
+
+
+def _create(
+    client: CircleCIClient,
+    slug: ProjectSlug,
+    request: TriggerRequest,
+    parameters: dict[str, ParameterValue],
+    policy: ReconcilePolicy,
+    sleep: Callable[[float], None],
+    now: Callable[[], datetime],
+) -> PipelineCreation:
+    """Send the trigger; when its outcome is unknown, reconcile before sending it again."""
+    since = now() - timedelta(seconds=policy.clock_skew)
+    upstream = str(parameters[request.callback_parameter])
+    was_unknown = False
+    last: CirclebackError | None = None
+    for attempt in range(1, max(policy.max_attempts, 1) + 1):
+        try:
+            created = _send(client, slug, request, parameters)
+        except CirclebackError as exc:
+            if not exc.outcome_unknown:
+                raise
+            was_unknown, last = True, exc
+            logger.warning(
+                "the trigger's outcome is unknown; looking for its pipeline before any retry",
+                extra={"project": str(slug), "attempt": attempt, "error": exc.message},
+            )
+            sleep(policy.settle)
+            ours = _find_ours(client, slug, request, upstream, since, exc)
+            if len(ours) == 1:
+                logger.warning(
+                    "the trigger had created the pipeline after all; adopting it",
+                    extra={"project": str(slug), "number": ours[0].number},
+                )
+                found = ours[0]
+                return PipelineCreation(
+                    id=found.id, state=found.state, number=found.number, created_at=found.created_at
+                )
+            if ours:
+                raise _duplicates(slug, upstream, ours) from None
+            continue  # provably nothing was created: sending again cannot duplicate
+        if was_unknown:
+            ours = _find_ours(client, slug, request, upstream, since, None)
+            if len(ours) > 1:
+                raise _duplicates(slug, upstream, ours)
+        return created
+    assert last is not None
+    last.hint = (
+        f"No pipeline of {slug} was created: each of {policy.max_attempts} attempts failed and "
+        "none appeared in its pipeline list. Run the job again."
+    )
+    raise last
+
+
+def _send(
+    client: CircleCIClient,
+    slug: ProjectSlug,
+    request: TriggerRequest,
+    parameters: dict[str, ParameterValue],
+) -> PipelineCreation:
+    """One trigger request on the endpoint the slug calls for."""
+    try:
+        if slug.is_opaque or request.definition_id is not None:
+            return client.run_pipeline(
+                str(slug),
+                definition_id=request.definition_id,
+                branch=request.branch,
+                tag=request.tag,
+                parameters=parameters,
+            )
+        return client.trigger_pipeline(
+            str(slug), branch=request.branch, tag=request.tag, parameters=parameters
+        )
+    except APIError as exc:
+        if exc.status_code == 400:
+            # CircleCI's 400 to a trigger is nearly always a parameter the config does not
+            # declare, or declares with another type: say so in terms of B's config.
+            exc.hint = (
+                f"Every parameter sent must be declared under 'parameters:' in {slug}'s "
+                f"config with the same type; declare {request.callback_parameter!r} there "
+                '(type: string, default: "").'
+            )
+        raise
+
+
+def _find_ours(
+    client: CircleCIClient,
+    slug: ProjectSlug,
+    request: TriggerRequest,
+    upstream: str,
+    since: datetime,
+    cause: CirclebackError | None,
+) -> list[Pipeline]:
+    """B's pipelines created since ``since`` (on the branch) that carry ``upstream``.
+
+    A recent pipeline that shows no parameters at all could be ours: then nothing can be
+    proven, and guessing either way risks a duplicate or a lost pipeline.
+    """
+    ours: list[Pipeline] = []
+    opaque: list[Pipeline] = []
+    try:
+        for pipeline in client.list_project_pipelines(str(slug), branch=request.branch):
+            if pipeline.created_at < since:
+                break  # newest first: everything further is older than the attempt
+            if request.tag and (pipeline.vcs is None or pipeline.vcs.tag != request.tag):
+                continue  # the list filters by branch only; a tag is checked here
+            params = pipeline.trigger_parameters
+            if params is None:
+                opaque.append(pipeline)
+            elif str(params.get(request.callback_parameter, "")).lower() == upstream:
+                ours.append(pipeline)
+    except CirclebackError as exc:
+        what = "failed" if cause is None else f"failed ({cause.message})"
+        raise TriggerOutcomeUnknown(
+            f"The trigger of {slug} {what}, and its pipeline list could not be read to see "
+            f"whether it created a pipeline anyway: {exc.message}"
+        ) from None
+    if not ours and opaque and cause is not None:
+        numbers = ", ".join(f"#{p.number}" for p in opaque)
+        raise TriggerOutcomeUnknown(
+            f"The trigger of {slug} failed ({cause.message}); recent pipelines {numbers} show "
+            "no parameters, so whether one of them is this trigger's cannot be told."
+        )
+    return ours
+
+
+def _duplicates(slug: ProjectSlug, upstream: str, ours: list[Pipeline]) -> DuplicateDownstream:
+    numbers = ", ".join(f"#{p.number} ({p.id})" for p in sorted(ours, key=lambda p: p.number))
+    return DuplicateDownstream(
+        f"{len(ours)} pipelines of {slug} carry upstream pipeline {upstream}: {numbers}."
     )
 
 
