@@ -217,7 +217,13 @@ def test_parameters(world: World, wire: Wire, raw: list[str]) -> None:
 # -- state files --------------------------------------------------------------------------
 
 JSON = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), ARG),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        ARG,
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(ARG, inner, max_size=3)),
     max_leaves=12,
 )
