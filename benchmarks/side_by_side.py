@@ -1,0 +1,189 @@
+"""2. End to end, side by side: the tutorial's curl + jq against ``circleback``, as processes.
+
+Both talk to one emulator served over loopback, with every API request delayed by the
+injected latency (0, 50, 200 ms), and runs alternate (tutorial, circleback, then the other
+way round) so that noise falls on both. Each command's median wall time, the ratio of
+medians, and circleback's fixed overhead (median wall time minus requests x latency).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    CIRCLEBACK,
+    TUTORIAL,
+    A,
+    B,
+    World,
+    alternate,
+    baseline,
+    cli_env,
+    median,
+    write_state,
+)
+
+LATENCIES = (0, 50, 200)
+REPS = {0: 11, 50: 9, 200: 7}
+QUICK_REPS = {0: 3, 50: 3, 200: 3}
+
+
+class _Runner:
+    def __init__(self, world: World, host: str, tmp: Path) -> None:
+        self.world = world
+        self.host = host
+        self.tmp = tmp
+        self.requests: dict[tuple[str, str], list[int]] = {}
+
+    def timed(
+        self, key: tuple[str, str], latency: int, argv: list[str], env: dict[str, str]
+    ) -> float:
+        self.world.emu.clear_request_log()
+        self.world.latency(latency)
+        start = time.perf_counter()
+        proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+        elapsed = time.perf_counter() - start
+        self.world.latency(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+        self.requests.setdefault(key, []).append(len(self.world.api_requests()))
+        return elapsed
+
+    def tutorial(self, command: str, latency: int, **env: str) -> float:
+        argv = ["bash", "-eo", "pipefail", str(TUTORIAL), command]
+        full = cli_env(self.host, WORKSPACE=str(self.tmp), PROJECT_B=B, CIRCLECI_HOST=self.host)
+        full.update(env)
+        return self.timed(("tutorial", command), latency, argv, full)
+
+    def circleback(self, command: str, latency: int, *args: str, before: bool = False) -> float:
+        env = cli_env(self.host)
+        if before:
+            env["PYTHONPATH"] = str(baseline())
+        key = ("before" if before else "circleback", command)
+        return self.timed(key, latency, [CIRCLEBACK, command, *args], env)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    reps = QUICK_REPS if quick else REPS
+    rows: list[dict[str, Any]] = []
+    world = World()
+    with tempfile.TemporaryDirectory() as tmp_name, world.served() as host:
+        tmp = Path(tmp_name)
+        state = tmp / "state.json"
+        runner = _Runner(world, host, tmp)
+        a_pid = world.upstream_on_hold(A)
+        for latency in LATENCIES:
+            runner.requests.clear()
+
+            def trig_t(latency: int = latency) -> float:
+                return runner.tutorial(
+                    "trigger", latency, PIPELINE_ID=a_pid, WORKSPACE=str(tmp / "trig")
+                )
+
+            def trig_c(latency: int = latency, before: bool = False) -> float:
+                return runner.circleback(
+                    "trigger", latency, B, "--branch", "main",
+                    "--upstream-pipeline-id", a_pid, "--state-file", str(tmp / "trig.json"),
+                    before=before,
+                )  # fmt: skip
+
+            def appr_t(latency: int = latency) -> float:
+                upstream = world.upstream_on_hold(A)
+                return runner.tutorial("approve", latency, TRIGGERING_PIPELINE_ID=upstream)
+
+            def appr_c(latency: int = latency, before: bool = False) -> float:
+                upstream = world.upstream_on_hold(A)
+                return runner.circleback(
+                    "approve", latency, "--pipeline-id", upstream, "--allow-project", "gh/acme/*",
+                    before=before,
+                )  # fmt: skip
+
+            record = world.finished_downstream(a_pid)
+            write_state(state, [record])
+            (tmp / "pipeline.txt").write_text(record["pipeline_id"] + "\n")
+
+            def stat_t(latency: int = latency) -> float:
+                return runner.tutorial("status", latency)
+
+            def stat_c(latency: int = latency, before: bool = False) -> float:
+                return runner.circleback(
+                    "status", latency, "--state-file", str(state), before=before
+                )
+
+            for command, pair in (
+                ("trigger", (trig_t, trig_c)),
+                ("approve", (appr_t, appr_c)),
+                ("status", (stat_t, stat_c)),
+            ):
+                arms: list[Callable[[], float]] = list(pair)
+                if baseline():
+                    arms.append(lambda f=pair[1]: f(before=True))
+                tut, ours, *old = alternate(reps[latency], *arms)
+                n_ours = median(runner.requests[("circleback", command)])
+                n_tut = median(runner.requests[("tutorial", command)])
+                rows.append(
+                    {
+                        "latency_ms": latency,
+                        "command": command,
+                        "runs": reps[latency],
+                        "tutorial_s": median(tut),
+                        "circleback_s": median(ours),
+                        "ratio": median(ours) / median(tut),
+                        "tutorial_requests": n_tut,
+                        "circleback_requests": n_ours,
+                        "circleback_overhead_s": median(ours) - n_ours * latency / 1000,
+                        "tutorial_overhead_s": median(tut) - n_tut * latency / 1000,
+                    }
+                )
+                if old:
+                    n_old = median(runner.requests[("before", command)])
+                    rows[-1].update(
+                        before_s=median(old[0]),
+                        before_ratio=median(old[0]) / median(tut),
+                        before_requests=n_old,
+                        before_overhead_s=median(old[0]) - n_old * latency / 1000,
+                    )
+    world.close()
+    return {"rows": rows}
+
+
+def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
+    old = {(r["latency_ms"], r["command"]): r for r in (before or {}).get("rows", [])}
+    same_run = all("before_s" in r for r in result["rows"])
+    if same_run:  # the before arm ran alternately in this very run: compare with that
+        old = {
+            (r["latency_ms"], r["command"]): {
+                "ratio": r["before_ratio"],
+                "circleback_overhead_s": r["before_overhead_s"],
+            }
+            for r in result["rows"]
+        }
+    lines = [
+        "Before figures: "
+        + (
+            "measured in this run, alternating with the others (same conditions)."
+            if same_run
+            else "from `before.json` (a separate run)."
+        ),
+        "",
+        "| latency | command | runs | tutorial (requests) | circleback (requests) "
+        "| ratio before | **ratio after** | circleback overhead before → after |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        prev = old.get((r["latency_ms"], r["command"]))
+        ratio_before = f"{prev['ratio']:.2f}" if prev else "-"
+        over_before = f"{prev['circleback_overhead_s'] * 1000:.0f} → " if prev else ""
+        lines.append(
+            f"| {r['latency_ms']} ms | {r['command']} | {r['runs']} | "
+            f"{r['tutorial_s'] * 1000:.0f} ms ({r['tutorial_requests']:.0f}) | "
+            f"{r['circleback_s'] * 1000:.0f} ms ({r['circleback_requests']:.0f}) | "
+            f"{ratio_before} | **{r['ratio']:.2f}** | "
+            f"{over_before}{r['circleback_overhead_s'] * 1000:.0f} ms |"
+        )
+    return "\n".join(lines)
