@@ -126,8 +126,13 @@ def _client() -> CircleCIClient:
     )
 
 
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print data or a report; redacted like log lines, as API data could echo the token."""
+    typer.echo(_redacted(text), err=err)
+
+
 def _print_json(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2, sort_keys=True))
+    _echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 # -- trigger ----------------------------------------------------------------------------
@@ -197,7 +202,7 @@ def trigger(
     if as_json:
         _print_json(record.to_json())
     else:
-        typer.echo(record.pipeline_id)
+        _echo(record.pipeline_id)
 
 
 # -- approve ----------------------------------------------------------------------------
@@ -306,7 +311,7 @@ def status(
         )
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
-    typer.echo(summary(report), err=True)
+    _echo(summary(report), err=True)
     if as_json:
         _print_json(report.to_json())
     if not report.succeeded:

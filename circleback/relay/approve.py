@@ -34,6 +34,7 @@ FORGED_ID_RISK = (
     "token can reach (a production deploy gate, say)."
 )
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # GitHub and Bitbucket have two spellings of the same provider.
 _PROVIDER_ALIASES = {"github": "gh", "bitbucket": "bb"}
 # Job statuses of a hold that has not been reached yet but may still be.
@@ -102,7 +103,9 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _normalise_slug(slug: str) -> str:
-    parts = slug.lower().split("/")
+    # ASCII-only case folding: str.lower() would turn the Kelvin sign into "k" and let a
+    # look-alike name pass; GitHub and Bitbucket names are ASCII anyway.
+    parts = slug.translate(_ASCII_LOWER).split("/")
     if parts and parts[0] in _PROVIDER_ALIASES:
         parts[0] = _PROVIDER_ALIASES[parts[0]]
     return "/".join(parts)

@@ -127,11 +127,6 @@ def test_an_unexpected_exception_never_shows_the_token(
     assert_no_token(world, wire, *results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_cli.status prints the report (summary to stderr, --json to stdout) with "
-    "typer.echo, outside the log redactor: a token echoed in API data is shown",
-)
 def test_a_token_echoed_in_api_data_is_redacted_from_status_output(
     world: World, wire: Wire, tmp_path: Path
 ) -> None:
