@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import httpx
 
     from circleback.client import CircleCIClient
+    from circleback.relay.approve import FanIn
 
 log = logging.getLogger("circleback.cli")
 
@@ -96,12 +97,17 @@ def main_options(
         str | None,
         typer.Option(
             "--log-format",
-            help="console or json (default: json when CI is set, else console).",
+            help="console or json (default: $CIRCLEBACK_LOG_FORMAT, else json when CI is "
+            "set, else console).",
         ),
     ] = None,
 ) -> None:
     """Options that apply to every command."""
-    fmt = log_format or ("json" if os.environ.get("CI") else "console")
+    fmt = (
+        log_format
+        or os.environ.get("CIRCLEBACK_LOG_FORMAT")
+        or ("json" if os.environ.get("CI") else "console")
+    )
     if fmt not in {"console", "json"}:
         raise errors.ConfigurationError(
             f"--log-format {fmt!r} is not console or json.", hint="Use --log-format console|json."
@@ -169,6 +175,13 @@ def trigger(
     state_file: Annotated[
         Path | None, typer.Option(help="Record the downstream pipeline in this JSON file.")
     ] = None,
+    max_depth: Annotated[
+        int,
+        typer.Option(
+            help="Refuse when the chain of pipelines would be deeper than this, or loop "
+            "(0: no check)."
+        ),
+    ] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Trigger a downstream pipeline, passing this pipeline's id so it can call back."""
@@ -196,7 +209,9 @@ def trigger(
 
         read_state(state_file)  # refuse a broken state file before creating anything
     with _client() as client:
-        record = run_trigger(client, request, sleep=RUNTIME.sleep, clock=RUNTIME.clock)
+        record = run_trigger(
+            client, request, sleep=RUNTIME.sleep, clock=RUNTIME.clock, max_depth=max_depth
+        )
     if state_file is not None:
         record_downstream(state_file, record)
     if as_json:
@@ -227,6 +242,13 @@ def approve(
     workflow_name: Annotated[
         str | None, typer.Option(help="Only look in upstream workflows of this name.")
     ] = None,
+    fan_in: Annotated[
+        bool,
+        typer.Option(
+            help="The hold is shared by several downstream pipelines: release it only when "
+            "the others (from A's record) are done too."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Release the upstream pipeline's approval job (run this in the downstream pipeline)."""
@@ -248,11 +270,14 @@ def approve(
             allow_projects=patterns,
             job_name=job_name,
             workflow_name=workflow_name,
+            fan_in=_fan_in() if fan_in else None,
             sleep=RUNTIME.sleep,
             clock=RUNTIME.clock,
         )
     for warning in result.warnings:
         log.warning(warning)
+    if result.outcome is Outcome.LEFT_FOR_SIBLINGS:
+        log.info("another downstream pipeline will release the shared hold")
     if result.outcome is Outcome.ALREADY_APPROVED:
         log.info("already approved; nothing to do", extra={"job": job_name})
     if as_json:
@@ -268,6 +293,21 @@ def approve(
                 "warnings": list(result.warnings),
             }
         )
+
+
+def _fan_in() -> FanIn:
+    """Who we are, for a shared hold: this pipeline and this job, from CircleCI's env."""
+    from circleback.relay.approve import FanIn
+    from circleback.validation import parse_uuid
+
+    own = os.environ.get("CIRCLE_PIPELINE_ID", "")
+    job = os.environ.get("CIRCLE_JOB", "")
+    if not own or not job:
+        raise errors.ConfigurationError(
+            "--fan-in needs CIRCLE_PIPELINE_ID and CIRCLE_JOB, which CircleCI sets in a job.",
+            hint="Run approve --fan-in inside the downstream pipeline's callback job.",
+        )
+    return FanIn(own_pipeline_id=parse_uuid(own, what="CIRCLE_PIPELINE_ID"), callback_job=job)
 
 
 # -- status -----------------------------------------------------------------------------
@@ -286,6 +326,10 @@ def status(
         Path | None, typer.Option(help="Write a JUnit XML report here (store_test_results).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+    cancel_downstream_on_timeout: Annotated[
+        bool,
+        typer.Option(help="When --timeout passes, cancel the downstream workflows still going."),
+    ] = False,
 ) -> None:
     """Wait for the downstream pipeline(s) to finish; fail unless every workflow succeeded."""
     from circleback._files import write_text_atomically
@@ -306,9 +350,21 @@ def status(
     with _client() as client:
         if pipeline_id is not None:
             records = [downstream_from_id(client, pipeline_id)]
-        report = wait_for_downstream(
-            client, records, timeout=seconds, sleep=RUNTIME.sleep, clock=RUNTIME.clock
-        )
+        try:
+            report = wait_for_downstream(
+                client, records, timeout=seconds, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+            )
+        except errors.WaitTimeout as exc:
+            if cancel_downstream_on_timeout:
+                from circleback.relay.status import cancel_downstream
+
+                canceled = cancel_downstream(client, records)
+                exc.message += (
+                    f" Canceled {len(canceled)} downstream workflow(s): {', '.join(canceled)}."
+                    if canceled
+                    else " Nothing downstream was still running to cancel."
+                )
+            raise
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
     _echo(summary(report), err=True)
@@ -317,6 +373,90 @@ def status(
     if not report.succeeded:
         failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
         raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
+
+
+# -- beyond the tutorial: sweep, trace -----------------------------------------------------
+
+
+@app.command()
+def sweep(
+    project_slug: Annotated[str, typer.Argument(help="The upstream project whose holds to check.")],
+    grace: Annotated[
+        str, typer.Option(help="How long a downstream must have been final (90s, 10m, 1h).")
+    ] = "1h",
+    job_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Hold job name to look for (repeatable) [default: wait-for-triggered-pipeline]."
+        ),
+    ] = None,
+    cancel: Annotated[
+        bool, typer.Option(help="Cancel the held workflow instead of releasing its hold.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Report what would be done; change nothing.")
+    ] = False,
+    max_pipelines: Annotated[
+        int, typer.Option(help="How many of the project's newest pipelines to look at.")
+    ] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Release (or cancel) holds whose downstream pipeline finished without calling back."""
+    from circleback.relay.approve import DEFAULT_JOB_NAME
+    from circleback.relay.sweep import sweep as run_sweep
+    from circleback.validation import parse_project_slug
+
+    slug = str(parse_project_slug(project_slug))
+    seconds = parse_duration(grace)
+    if max_pipelines < 1:
+        raise errors.ConfigurationError(
+            "--max-pipelines must be at least 1.", hint="Pass --max-pipelines 50, say."
+        )
+    names = [n for n in (job_name or [DEFAULT_JOB_NAME]) if n.strip()]
+    with _client() as client:
+        findings = run_sweep(
+            client,
+            slug,
+            job_names=names,
+            grace=seconds,
+            cancel=cancel,
+            dry_run=dry_run,
+            max_pipelines=max_pipelines,
+        )
+    for f in findings:
+        log.info(
+            f"{f.action.value}: {slug} #{f.pipeline_number} {f.workflow_name} "
+            f"({', '.join(f.holds)}): {f.reason}"
+        )
+    if not findings:
+        log.info("no workflow of this project is held by a circleback hold")
+    if as_json:
+        _print_json({"project_slug": slug, "findings": [f.to_json() for f in findings]})
+
+
+@app.command()
+def trace(
+    pipeline_id: Annotated[str, typer.Argument(help="The pipeline to start from.")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, or mermaid for a diagram.")
+    ] = "text",
+    max_depth: Annotated[int, typer.Option(help="How many levels down to follow.")] = 8,
+) -> None:
+    """Print the tree of pipelines triggered from a pipeline, with statuses and links."""
+    from circleback.relay.trace import render_mermaid, render_text
+    from circleback.relay.trace import trace as run_trace
+    from circleback.validation import parse_uuid
+
+    pid = parse_uuid(pipeline_id, what="pipeline id")
+    if output_format not in {"text", "mermaid"}:
+        raise errors.ConfigurationError(
+            f"--format {output_format!r} is not text or mermaid.", hint="Use --format text|mermaid."
+        )
+    if max_depth < 0:
+        raise errors.ConfigurationError("--max-depth is negative.", hint="Pass 0 or more.")
+    with _client() as client:
+        tree = run_trace(client, pid, max_depth=max_depth)
+    _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
 
 
 # -- emulator, orb ----------------------------------------------------------------------

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from circleback import errors
 from circleback.client import CircleCIClient
-from circleback.models import Job, JobStatus, JobType, Workflow
+from circleback.models import Job, JobStatus, JobType, PipelineState, Workflow
+from circleback.relay.discovery import downstream_of_workflow
 from circleback.validation import parse_uuid
 
 logger = logging.getLogger("circleback.relay")
@@ -37,6 +38,20 @@ FORGED_ID_RISK = (
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # GitHub and Bitbucket have two spellings of the same provider.
 _PROVIDER_ALIASES = {"github": "gh", "bitbucket": "bb"}
+# Job statuses after which a job has nothing left to do.
+_SETTLED_JOB_STATUSES = frozenset(
+    {
+        JobStatus.SUCCESS,
+        JobStatus.FAILED,
+        JobStatus.CANCELED,
+        JobStatus.NOT_RUN,
+        JobStatus.UNAUTHORIZED,
+        JobStatus.INFRASTRUCTURE_FAIL,
+        JobStatus.TIMEDOUT,
+        JobStatus.TERMINATED_UNKNOWN,
+        JobStatus.RETRIED,
+    }
+)
 # Job statuses of a hold that has not been reached yet but may still be.
 _PENDING = frozenset({JobStatus.BLOCKED, JobStatus.QUEUED, JobStatus.NOT_RUNNING})
 
@@ -52,6 +67,24 @@ class Outcome(str, enum.Enum):
     """A's workflow is canceled or finished; there is no hold left to release."""
     NOT_TRIGGERED = "not_triggered"
     """B was not triggered by an upstream pipeline; nothing to do."""
+    LEFT_FOR_SIBLINGS = "left_for_siblings"
+    """Fan-in: other downstream pipelines of A still run; the last one releases the hold."""
+
+
+@dataclass(frozen=True)
+class FanIn:
+    """A shared hold: release it only when every sibling downstream pipeline is done.
+
+    A sibling counts as done when it is final, errored, or has nothing left to run but
+    its own callback job (named ``callback_job``, like ours): so when two siblings reach
+    their callbacks together, both release (approve is idempotent) instead of each
+    waiting for the other.
+    """
+
+    own_pipeline_id: str
+    """This (downstream) pipeline's id: it is not its own sibling."""
+    callback_job: str
+    """The name of the siblings' callback job, usually this job's own name."""
 
 
 @dataclass(frozen=True)
@@ -119,10 +152,15 @@ def approve(
     job_name: str = DEFAULT_JOB_NAME,
     workflow_name: str | None = None,
     hold_wait: float = DEFAULT_HOLD_WAIT,
+    fan_in: FanIn | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ApproveResult:
-    """Release A's hold job named ``job_name``; see the module docstring for the rules."""
+    """Release A's hold job named ``job_name``; see the module docstring for the rules.
+
+    With ``fan_in``, the hold is shared by several downstream pipelines and is released
+    by the last of them to finish (see ``FanIn``).
+    """
     if not upstream_pipeline_id or not upstream_pipeline_id.strip():
         return ApproveResult(Outcome.NOT_TRIGGERED)
     pipeline_id = parse_uuid(upstream_pipeline_id, what="upstream pipeline id")
@@ -138,7 +176,7 @@ def approve(
     deadline = clock() + hold_wait
     delay = 2.0
     while True:
-        result = _find_and_approve(client, pipeline_id, patterns, job_name, workflow_name)
+        result = _find_and_approve(client, pipeline_id, patterns, job_name, workflow_name, fan_in)
         if result is not None:
             return result
         if clock() + delay > deadline:
@@ -157,6 +195,7 @@ def _find_and_approve(
     patterns: Sequence[str],
     job_name: str,
     workflow_name: str | None,
+    fan_in: FanIn | None = None,
 ) -> ApproveResult | None:
     """One pass over A's workflows; None means "the hold exists but is not on hold yet"."""
     workflows = list(client.list_pipeline_workflows(pipeline_id))
@@ -196,10 +235,46 @@ def _find_and_approve(
                 )
                 continue
             if job.status == JobStatus.ON_HOLD:
+                pending = _pending_siblings(client, wf, fan_in) if fan_in else []
+                if pending:
+                    return ApproveResult(
+                        Outcome.LEFT_FOR_SIBLINGS,
+                        pipeline_id,
+                        project,
+                        wf,
+                        job,
+                        (
+                            "Leaving the shared hold to the last downstream pipeline; still "
+                            f"running: {', '.join(pending)}.",
+                        ),
+                    )
                 return _release(client, wf, job, project, pipeline_id)
             seen.append((wf, job))
             break
     return _judge_without_hold(seen, approvals, project, pipeline_id, job_name, workflow_name)
+
+
+def _pending_siblings(client: CircleCIClient, wf: Workflow, fan_in: FanIn) -> list[str]:
+    """The sibling downstream pipelines (from A's record) that still have work to do."""
+    pending: list[str] = []
+    for record in downstream_of_workflow(client, wf):
+        if record.pipeline_id == fan_in.own_pipeline_id:
+            continue
+        pipeline = client.get_pipeline(record.pipeline_id)
+        if pipeline.state == PipelineState.ERRORED:
+            continue
+        for sibling_wf in client.list_pipeline_workflows(pipeline.id):
+            if sibling_wf.is_final:
+                continue
+            busy = [
+                j.name
+                for j in client.list_workflow_jobs(sibling_wf.id)
+                if j.status not in _SETTLED_JOB_STATUSES and j.name != fan_in.callback_job
+            ]
+            if busy:
+                pending.append(f"{record.project_slug} #{record.number} ({', '.join(busy)})")
+                break
+    return pending
 
 
 def _release(

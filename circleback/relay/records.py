@@ -24,6 +24,8 @@ from circleback.settings import DEFAULT_HOST
 from circleback.validation import parse_project_slug, parse_uuid
 
 STATE_VERSION = 1
+#: The pipeline parameter B declares to receive A's id (the tutorial's name).
+DEFAULT_CALLBACK_PARAMETER = "triggering-pipeline-id"
 CLOUD_APP = "https://app.circleci.com"
 
 

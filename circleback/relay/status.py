@@ -348,3 +348,23 @@ def _duration(start: datetime, stop: datetime | None) -> float | None:
 def _text(status: object) -> str:
     """A status as CircleCI spells it, whether a known enum member or a new string."""
     return str(getattr(status, "value", status))
+
+
+def cancel_downstream(client: CircleCIClient, downstream: Sequence[Downstream]) -> list[str]:
+    """Cancel every workflow of these pipelines that is still going; returns what it hit.
+
+    Used when A gives up waiting: B would otherwise run on, billed, with nobody left to
+    act on its result.
+    """
+    canceled: list[str] = []
+    for record in downstream:
+        for workflow in client.list_pipeline_workflows(record.pipeline_id):
+            if workflow.is_final:
+                continue
+            client.cancel_workflow(workflow.id)
+            canceled.append(f"{record.project_slug} #{record.number} {workflow.name}")
+            logger.warning(
+                "canceled downstream workflow on timeout",
+                extra={"project": record.project_slug, "workflow": workflow.name},
+            )
+    return canceled

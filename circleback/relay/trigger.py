@@ -25,14 +25,21 @@ from datetime import datetime, timedelta, timezone
 from circleback.client import CircleCIClient, ParameterValue
 from circleback.errors import APIError, CirclebackError, ConfigurationError, DownstreamFailed
 from circleback.models import Pipeline, PipelineCreation, PipelineState
-from circleback.relay.records import Downstream, app_url, pipeline_url
+from circleback.relay.chain import upstream_chain
+from circleback.relay.records import (
+    DEFAULT_CALLBACK_PARAMETER,
+    Downstream,
+    app_url,
+    pipeline_url,
+)
 from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid
 
 logger = logging.getLogger("circleback.relay")
 
-DEFAULT_CALLBACK_PARAMETER = "triggering-pipeline-id"
 #: How long to wait for a new pipeline to leave ``pending``/``setup`` before trusting it.
 DEFAULT_CONFIRM_TIMEOUT = 60.0
+#: Pipelines in a chain A → B → C …; deeper nesting is the seed's "deep nesting" anti-pattern.
+DEFAULT_MAX_DEPTH = 4
 
 _PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
 
@@ -153,14 +160,31 @@ def trigger(
     clock: Callable[[], float] = time.monotonic,
     reconcile: ReconcilePolicy = DEFAULT_RECONCILE,
     now: Callable[[], datetime] = _utc_now,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> Downstream:
     """Start B with A's id, then confirm B did not error at creation.
 
     Everything is validated before the first request, so bad input sends nothing. ``now``
-    is the wall clock that "created since this attempt began" is judged by.
+    is the wall clock that "created since this attempt began" is judged by. Unless
+    ``max_depth`` is 0, the chain above A is read first and a cycle or a chain deeper than
+    ``max_depth`` pipelines is refused before anything is created.
     """
     slug = parse_project_slug(request.project_slug)
     parameters = build_parameters(request)
+    # Checked here too, although the client checks them: the guard's reads come first.
+    if request.definition_id is not None:
+        parse_uuid(request.definition_id, what="pipeline definition id")
+    if request.branch and request.tag:
+        raise ConfigurationError(
+            "A pipeline is triggered on a branch or a tag, not both.",
+            hint="Pass only one of --branch and --tag.",
+        )
+    if max_depth < 0:
+        raise ConfigurationError(
+            f"--max-depth {max_depth} is negative.", hint="Pass 0 to switch the guard off."
+        )
+    if max_depth:
+        guard_chain(client, slug, str(parameters[request.callback_parameter]), request, max_depth)
     created = _create(client, slug, request, parameters, reconcile, sleep, now)
     url = pipeline_url(app_url(client.base_url), str(slug), created.number)
     logger.info(
@@ -181,6 +205,44 @@ def trigger(
         state=str(state),
         url=url,
     )
+
+
+def guard_chain(
+    client: CircleCIClient,
+    slug: ProjectSlug,
+    upstream_id: str,
+    request: TriggerRequest,
+    max_depth: int,
+) -> list[str]:
+    """Refuse a trigger that closes a cycle or nests deeper than ``max_depth``.
+
+    Returns the chain of project slugs from the root to B, as it would be.
+    """
+    chain = upstream_chain(client, upstream_id, callback_parameter=request.callback_parameter)
+    projects = [p.project_slug for p in reversed(chain)]
+    path = " → ".join([*(f"{p.project_slug} #{p.number}" for p in reversed(chain)), str(slug)])
+    target = _same_project_key(str(slug))
+    if any(_same_project_key(p) == target for p in projects):
+        raise ConfigurationError(
+            f"Refusing to trigger {slug}: it is already in this chain, so this would be a "
+            f"cycle: {path}.",
+            hint="Break the loop: the downstream project must not trigger its upstream again.",
+        )
+    if len(projects) + 1 > max_depth:
+        raise ConfigurationError(
+            f"Refusing to trigger {slug}: the chain would be {len(projects) + 1} pipelines "
+            f"deep, over --max-depth {max_depth}: {path}.",
+            hint="Flatten the chain (fan out from one upstream), or raise --max-depth.",
+        )
+    logger.debug("chain checked", extra={"chain": path})
+    return [*projects, str(slug)]
+
+
+def _same_project_key(slug: str) -> str:
+    """Slugs compare case-insensitively, with gh/github and bb/bitbucket the same."""
+    provider, _, rest = slug.partition("/")
+    provider = {"github": "gh", "bitbucket": "bb"}.get(provider.lower(), provider.lower())
+    return f"{provider}/{rest.lower()}"
 
 
 def _create(

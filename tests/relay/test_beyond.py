@@ -10,7 +10,8 @@ import pytest
 
 from circleback.client import CircleCIClient
 from circleback.models import Pipeline
-from circleback.relay.discovery import RECORD_ARTIFACT, callback_value, upstream_chain
+from circleback.relay.chain import callback_value, upstream_chain
+from circleback.relay.discovery import RECORD_ARTIFACT
 from circleback.relay.sweep import Action, sweep
 from circleback.relay.trace import render_mermaid, render_text, trace
 from tests.relay.world import HOST, TOKEN, A, B, World
@@ -166,3 +167,121 @@ def test_callback_value_tolerates_both_layouts() -> None:
     assert callback_value(flat, "triggering-pipeline-id") == "u"
     assert callback_value(nested, "triggering-pipeline-id") == "v"
     assert callback_value(empty, "triggering-pipeline-id") is None
+
+
+# -- through the CLI ----------------------------------------------------------------------
+
+
+def _chain(world: World) -> tuple[str, str, str]:
+    """A → B → b-hold, each triggered through the CLI."""
+    a = world.upstream_on_hold()
+    b = world.cli("trigger", B, "--upstream-pipeline-id", a).out.strip()
+    c = world.cli("trigger", "gh/acme/b-hold", "--upstream-pipeline-id", b).out.strip()
+    assert all((a, b, c))
+    return a, b, c
+
+
+def test_trigger_refuses_a_cycle_with_the_chain_printed(world: World) -> None:
+    _, _, c = _chain(world)
+    world.emu.clear_request_log()
+    result = world.cli("trigger", "github/ACME/a", "--upstream-pipeline-id", c)
+    assert result.code == 2
+    assert "cycle" in result.err
+    assert f"{A} #1 → {B} #1 → gh/acme/b-hold #1 → github/ACME/a" in result.err
+    assert [r["method"] for r in world.requests()] == ["GET", "GET", "GET"]  # reads only
+
+
+def test_trigger_refuses_a_chain_deeper_than_max_depth(world: World) -> None:
+    a, b, _ = _chain(world)
+    result = world.cli("trigger", "gh/acme/b-hold", "--upstream-pipeline-id", b, "--max-depth", "2")
+    assert result.code == 2
+    assert "3 pipelines deep, over --max-depth 2" in result.err
+    assert world.cli("trigger", "gh/acme/b-hold", "--upstream-pipeline-id", b).code == 0
+    assert world.cli("trigger", B, "--upstream-pipeline-id", a, "--max-depth", "1").code == 2
+    assert world.cli("trigger", A, "--upstream-pipeline-id", b, "--max-depth", "0").code == 3
+
+
+def test_status_cancels_downstream_on_timeout_when_asked(world: World) -> None:
+    a = world.upstream_on_hold()
+    b = world.cli("trigger", B, "--upstream-pipeline-id", a).out.strip()
+    plain = world.cli("status", "--pipeline-id", b, "--timeout", "30s")
+    assert plain.code == 4
+    assert all(w["status"] == "running" for w in world.workflows(b))
+    result = world.cli(
+        "status", "--pipeline-id", b, "--timeout", "30s", "--cancel-downstream-on-timeout"
+    )
+    assert result.code == 4
+    assert "Canceled 2 downstream workflow(s)" in result.err
+    assert sorted(w["status"] for w in world.workflows(b)) == ["canceled", "canceled"]
+
+
+def test_sweep_and_trace_commands(world: World, tmp_path: Path) -> None:
+    a, b = _a_waiting_on_b(world, tmp_path)
+    for wf in world.workflows(b):
+        world.api.post(f"/workflow/{wf['id']}/cancel")
+    dry = world.cli("sweep", A, "--grace", "0s", "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    (finding,) = dry.json()["findings"]
+    assert finding["action"] == "would_release"
+    assert "would_release" in dry.err
+    assert world.job_status(a, HOLD) == "on_hold"
+    real = world.cli("sweep", A, "--grace", "0s")
+    assert real.code == 0
+    assert world.job_status(a, HOLD) == "success"
+    text = world.cli("trace", a)
+    assert text.code == 0
+    assert f"└── {B} #1" in text.out
+    mermaid = world.cli("trace", a, "--format", "mermaid")
+    assert mermaid.out.startswith("flowchart TD")
+    assert world.cli("trace", a, "--format", "dot").code == 2
+    assert world.cli("sweep", "gh/acme", "--grace", "1h").code == 2
+
+
+def _two_siblings(world: World, tmp_path: Path) -> tuple[str, str, str]:
+    """A with one shared hold, waiting on B and b2 (another pipeline of B's project)."""
+    a = world.upstream_on_hold()
+    state = tmp_path / "fan.json"
+    b1 = world.cli("trigger", B, "--upstream-pipeline-id", a, "--state-file", str(state))
+    b2 = world.cli(
+        "trigger",
+        "gh/acme/b-undeclared-twin",
+        "--upstream-pipeline-id",
+        a,
+        "--state-file",
+        str(state),
+    )
+    assert b1.code == 0, b1.err
+    assert b2.code == 0, b2.err
+    _store_record(world, a, "trigger", state)
+    return a, b1.out.strip(), b2.out.strip()
+
+
+def test_fan_in_the_last_downstream_releases_the_shared_hold(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b1, b2 = _two_siblings(world, tmp_path)
+    monkeypatch.setenv("CIRCLE_JOB", "approve-upstream")
+    # b1 finishes first: b2 still runs, so b1 leaves the hold alone.
+    world.finish_all(b1)
+    monkeypatch.setenv("CIRCLE_PIPELINE_ID", b1)
+    first = world.cli("approve", "--pipeline-id", a, "--allow-project", A, "--fan-in", "--json")
+    assert first.code == 0, first.err
+    assert first.json()["outcome"] == "left_for_siblings"
+    assert "gh/acme/b-undeclared-twin #1" in first.err
+    assert world.job_status(a, HOLD) == "on_hold"
+    # b2 finishes last and releases it.
+    world.finish_all(b2, "failed")
+    monkeypatch.setenv("CIRCLE_PIPELINE_ID", b2)
+    last = world.cli("approve", "--pipeline-id", a, "--allow-project", A, "--fan-in", "--json")
+    assert last.json()["outcome"] == "approved"
+    assert world.job_status(a, HOLD) == "success"
+    status = world.cli("status", "--state-file", str(tmp_path / "fan.json"), "--json")
+    assert status.code == 1
+    assert [p["success"] for p in status.json()["pipelines"]] == [True, False]
+
+
+def test_fan_in_needs_to_know_who_it_is(world: World, tmp_path: Path) -> None:
+    a, _, _ = _two_siblings(world, tmp_path)
+    result = world.cli("approve", "--pipeline-id", a, "--allow-project", A, "--fan-in")
+    assert result.code == 2
+    assert "CIRCLE_PIPELINE_ID" in result.err

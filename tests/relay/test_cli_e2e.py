@@ -80,7 +80,8 @@ def test_happy_path_request_counts(world: World, tmp_path: Path) -> None:
     world.emu.clear_request_log()
     assert world.cli("status", "--pipeline-id", b).code == 0
     status_requests = world.requests()
-    assert [r["method"] for r in trigger_requests] == ["POST", "GET"]
+    # the guard reads A, then the trigger, then B's pipeline to catch a creation error
+    assert [r["method"] for r in trigger_requests] == ["GET", "POST", "GET"]
     assert [(r["method"], r["path"].split("/")[3]) for r in approve_requests] == [
         ("GET", "pipeline"),
         ("GET", "workflow"),
@@ -394,7 +395,8 @@ def test_5xx_on_trigger_is_reconciled_before_it_is_sent_again(world: World) -> N
     calls = [(r["method"], r["path"]) for r in world.requests()]
     trigger = ("POST", f"/api/v2/project/{B}/pipeline")
     look = ("GET", f"/api/v2/project/{B}/pipeline")
-    assert calls[:3] == [trigger, look, trigger]
+    chain = ("GET", f"/api/v2/pipeline/{a}")  # the depth and cycle guard reads A first
+    assert calls[:4] == [chain, trigger, look, trigger]
 
 
 def test_5xx_storm_during_trigger_confirmation_is_survived(world: World) -> None:

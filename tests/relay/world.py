@@ -35,6 +35,7 @@ PROJECTS = {
     "gh/acme/b-broken": CONFIGS / "b_broken.yml",
     "gh/acme/b-undeclared": CONFIGS / "b_undeclared.yml",
     "gh/evil/a": CONFIGS / "a.yml",
+    "gh/acme/b-undeclared-twin": CONFIGS / "b.yml",
     "circleci/8e1a5d2c-0d9d-4bfb-9d4f-1f2b3c4d5e6f/a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d": CONFIGS
     / "b.yml",
 }
