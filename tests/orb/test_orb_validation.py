@@ -173,7 +173,7 @@ def test_token_parameters_are_env_var_names_defaulting_to_circle_token() -> None
             seen += 1
             assert params["token"]["type"] == "env_var_name", key
             assert params["token"]["default"] == "CIRCLE_TOKEN", key
-    assert seen == 6  # three commands and three jobs that talk to CircleCI
+    assert seen == 8  # four commands and four jobs that talk to CircleCI
 
 
 def test_every_job_takes_an_executor_defaulting_to_the_orbs_own() -> None:
