@@ -121,6 +121,56 @@ def test_approve_reports_a_missing_token_by_its_variable_name(sandbox: Sandbox) 
     assert result.calls == []
 
 
+def test_approve_with_fan_in_passes_the_flag(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        "approve.sh",
+        {
+            "PARAM_UPSTREAM_PIPELINE_ID": UPSTREAM,
+            "PARAM_ALLOW_PROJECT": "gh/acme/project-a",
+            "PARAM_JOB_NAME": "wait-for-triggered-pipelines",
+            "PARAM_FAN_IN": "true",
+            "CIRCLE_TOKEN": "t",
+        },
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.calls_to("circleback") == [
+        [
+            "approve",
+            "--pipeline-id",
+            UPSTREAM,
+            "--allow-project",
+            "gh/acme/project-a",
+            "--job-name",
+            "wait-for-triggered-pipelines",
+            "--fan-in",
+        ]
+    ]
+
+
+def test_approve_without_fan_in_does_not_pass_the_flag(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        "approve.sh",
+        {
+            "PARAM_UPSTREAM_PIPELINE_ID": UPSTREAM,
+            "PARAM_ALLOW_PROJECT": "gh/acme/project-a",
+            "PARAM_FAN_IN": "false",
+            "CIRCLE_TOKEN": "t",
+        },
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "--fan-in" not in result.calls_to("circleback")[0]
+
+
+def test_approve_with_fan_in_but_no_upstream_still_does_nothing(sandbox: Sandbox) -> None:
+    result = sandbox.run("approve.sh", {"PARAM_UPSTREAM_PIPELINE_ID": "", "PARAM_FAN_IN": "true"})
+
+    assert result.returncode == 0
+    assert len(result.output_lines) == 1
+    assert result.calls == []
+
+
 # -- trigger.sh ---------------------------------------------------------------------------
 
 
@@ -200,6 +250,27 @@ def test_trigger_with_a_tag_and_defaults_sends_only_what_is_set(sandbox: Sandbox
             "/tmp/ignored-by-fake/circleback/downstream.json",
         ]
     ]
+
+
+@pytest.mark.parametrize("depth", ["4", "0", " 3 "])
+def test_trigger_passes_max_depth_through(sandbox: Sandbox, depth: str) -> None:
+    result = sandbox.run("trigger.sh", trigger_env(PARAM_MAX_DEPTH=depth))
+
+    assert result.returncode == 0, result.stderr
+    (call,) = result.calls_to("circleback")
+    assert call[call.index("--max-depth") + 1] == depth.strip()
+    assert call[-2:] == ["--state-file", str(sandbox.home / "workspace/circleback/downstream.json")]
+
+
+@pytest.mark.parametrize("depth", ["-1", "four", "1.5"])
+def test_trigger_refuses_a_max_depth_that_is_not_a_whole_number(
+    sandbox: Sandbox, depth: str
+) -> None:
+    result = sandbox.run("trigger.sh", trigger_env(PARAM_MAX_DEPTH=depth))
+
+    assert result.returncode == 2
+    assert "max_depth" in result.stderr
+    assert result.calls == []
 
 
 def test_trigger_exports_the_token_from_the_named_variable(sandbox: Sandbox) -> None:
@@ -303,6 +374,21 @@ def test_check_waits_on_the_state_file_and_writes_junit(sandbox: Sandbox) -> Non
     assert result.tokens_seen_by("circleback") == ["secret-a"]
 
 
+@pytest.mark.parametrize(("value", "passed"), [("true", True), ("false", False), ("", False)])
+def test_check_cancels_downstream_on_timeout_only_when_asked(
+    sandbox: Sandbox, value: str, passed: bool
+) -> None:
+    write_state_file(sandbox.home)
+
+    result = sandbox.run(
+        "check.sh", {"CIRCLE_TOKEN": "t", "PARAM_CANCEL_DOWNSTREAM_ON_TIMEOUT": value}
+    )
+
+    assert result.returncode == 0, result.stderr
+    (call,) = result.calls_to("circleback")
+    assert ("--cancel-downstream-on-timeout" in call) is passed
+
+
 @pytest.mark.parametrize("status", [1, 4])
 def test_check_fails_with_the_cli_exit_status(sandbox: Sandbox, status: int) -> None:
     write_state_file(sandbox.home)
@@ -318,6 +404,67 @@ def test_check_without_a_state_file_explains_what_to_do(sandbox: Sandbox) -> Non
     assert result.returncode == 2
     assert "no state file" in result.stderr
     assert "circleback/trigger" in result.stderr
+    assert result.calls == []
+
+
+# -- sweep.sh -----------------------------------------------------------------------------
+
+
+def sweep_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "PARAM_PROJECT_SLUG": "gh/acme/project-a",
+        "PARAM_GRACE": "1h",
+        "PARAM_JOB_NAME": "wait-for-triggered-pipeline",
+        "PARAM_CANCEL": "false",
+        "PARAM_MAX_PIPELINES": "50",
+        "PARAM_TOKEN_VAR": "CIRCLE_TOKEN",
+        "CIRCLE_TOKEN": "secret-a",
+    }
+    env.update(overrides)
+    return env
+
+
+def test_sweep_maps_every_parameter_to_its_flag(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        "sweep.sh",
+        sweep_env(PARAM_GRACE="0s", PARAM_JOB_NAME="wait-for-c, wait-for-d", PARAM_CANCEL="true"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.calls_to("circleback") == [
+        [
+            "sweep",
+            "gh/acme/project-a",
+            "--grace",
+            "0s",
+            "--max-pipelines",
+            "50",
+            "--job-name",
+            "wait-for-c",
+            "--job-name",
+            "wait-for-d",
+            "--cancel",
+        ]
+    ]
+    assert result.tokens_seen_by("circleback") == ["secret-a"]
+
+
+def test_sweep_without_a_project_fails_before_calling_the_cli(sandbox: Sandbox) -> None:
+    result = sandbox.run("sweep.sh", sweep_env(PARAM_PROJECT_SLUG=" "))
+
+    assert result.returncode == 2
+    assert "project_slug" in result.stderr
+    assert result.calls == []
+
+
+def test_sweep_without_a_token_fails_clearly(sandbox: Sandbox) -> None:
+    env = sweep_env()
+    del env["CIRCLE_TOKEN"]
+
+    result = sandbox.run("sweep.sh", env)
+
+    assert result.returncode == 2
+    assert "CIRCLE_TOKEN" in result.stderr
     assert result.calls == []
 
 

@@ -88,7 +88,7 @@ def test_every_orb_usage_example_is_a_config_matching_circleci_schema(tmp_path: 
         path = tmp_path / f"{name}.yml"
         path.write_text(yaml.safe_dump(example["usage"], sort_keys=False))
         usages.append(path)
-    assert len(usages) >= 4
+    assert len(usages) >= 7
 
     result = run_tool(checker, "--builtin-schema", "vendor.circle-ci", *usages)
 

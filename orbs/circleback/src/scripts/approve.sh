@@ -8,6 +8,9 @@
 #   PARAM_JOB_NAME              the hold job's name in the upstream workflow
 #   PARAM_WORKFLOW_NAME         optional: only look in upstream workflows of this name
 #   PARAM_TOKEN_VAR             the NAME of the variable holding the CircleCI API token
+#   PARAM_FAN_IN                "true": the hold is shared by several downstream pipelines;
+#                               the CLI releases it only when the others are done too (it
+#                               reads CIRCLE_PIPELINE_ID and CIRCLE_JOB, set by CircleCI)
 # NB: never write two '<' in a row here: CircleCI would read them as a parameter.
 set -euo pipefail
 
@@ -64,6 +67,7 @@ for pattern in "${patterns[@]}"; do
 done
 if [ -n "$job_name" ]; then args+=(--job-name "$job_name"); fi
 if [ -n "$workflow_name" ]; then args+=(--workflow-name "$workflow_name"); fi
+if [ "$(strip_space "${PARAM_FAN_IN:-false}")" = "true" ]; then args+=(--fan-in); fi
 
 load_token
 require_cli

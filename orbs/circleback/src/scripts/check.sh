@@ -7,6 +7,7 @@
 #   PARAM_TIMEOUT           how long to wait, e.g. 30m (empty: the CLI's default)
 #   PARAM_TEST_RESULTS_DIR  the JUnit report goes to circleback/junit.xml under it
 #   PARAM_TOKEN_VAR         the NAME of the variable holding the CircleCI API token
+#   PARAM_CANCEL_DOWNSTREAM_ON_TIMEOUT  "true": on timeout, cancel what still runs downstream
 # Exit status is the CLI's: 0 all succeeded, 1 a downstream pipeline failed,
 # 2 bad input, 3 API error, 4 timed out.
 # NB: never write two '<' in a row here: CircleCI would read them as a parameter.
@@ -60,6 +61,9 @@ junit="$results/circleback/junit.xml"
 
 args=(status --state-file "$state_file" --junit "$junit")
 if [ -n "$timeout" ]; then args+=(--timeout "$timeout"); fi
+if [ "$(strip_space "${PARAM_CANCEL_DOWNSTREAM_ON_TIMEOUT:-false}")" = "true" ]; then
+  args+=(--cancel-downstream-on-timeout)
+fi
 
 load_token
 require_cli

@@ -11,6 +11,8 @@
 #                               to $CIRCLE_PIPELINE_ID when it is empty
 #   PARAM_TOKEN_VAR             the NAME of the variable holding the CircleCI API token
 #   PARAM_WORKSPACE_DIR         the workspace root; the state file goes to circleback/ in it
+#   PARAM_MAX_DEPTH             refuse a cycle or a chain deeper than this (0: no check;
+#                               empty: the CLI's default)
 # NB: never write two '<' in a row here: CircleCI would read them as a parameter.
 set -euo pipefail
 
@@ -59,11 +61,15 @@ callback="$(strip_space "${PARAM_CALLBACK_PARAMETER:-}")"
 upstream_id="$(strip_space "${PARAM_UPSTREAM_PIPELINE_ID:-}")"
 workspace="$(expand_home "$(strip_space "${PARAM_WORKSPACE_DIR:-$HOME/workspace}")")"
 state_file="$workspace/circleback/downstream.json"
+max_depth="$(strip_space "${PARAM_MAX_DEPTH:-}")"
 
 [ -n "$slug" ] ||
   die 2 "the project_slug parameter is empty; set it to the downstream project's slug, e.g. gh/acme/project-b."
 if [ -n "$branch" ] && [ -n "$tag" ]; then
   die 2 "set the branch or the tag parameter, not both (branch '$branch', tag '$tag')."
+fi
+if [ -n "$max_depth" ] && ! [[ "$max_depth" =~ ^[0-9]+$ ]]; then
+  die 2 "the max_depth parameter '$max_depth' is not a whole number (0 switches the check off)."
 fi
 
 args=(trigger "$slug")
@@ -83,6 +89,7 @@ done < <(printf '%s\n' "${PARAM_PARAMETERS:-}")
 if [ -n "$definition_id" ]; then args+=(--definition-id "$definition_id"); fi
 if [ -n "$upstream_id" ]; then args+=(--upstream-pipeline-id "$upstream_id"); fi
 if [ -n "$callback" ]; then args+=(--callback-parameter "$callback"); fi
+if [ -n "$max_depth" ]; then args+=(--max-depth "$max_depth"); fi
 args+=(--state-file "$state_file")
 
 load_token
