@@ -74,7 +74,8 @@ def test_packed_orb_matches_circleci_schema(tmp_path: Path) -> None:
 
 def test_example_configs_match_circleci_schema() -> None:
     checker = require_tool("check-jsonschema")
-    assert len(EXAMPLE_CONFIGS) == 5
+    # project-a/b, fan-out (3), fan-in (3), chain (a, b, c and the cycling c)
+    assert len(EXAMPLE_CONFIGS) == 12
 
     result = run_tool(checker, "--builtin-schema", "vendor.circle-ci", *EXAMPLE_CONFIGS)
 
@@ -350,6 +351,47 @@ def test_every_hold_job_upstream_is_released_by_a_downstream_job_name() -> None:
     fan_out = {released(config("fan-out", p)) for p in ("project-c", "project-d")}
     assert fan_out == {"wait-for-project-c", "wait-for-project-d"}
     assert holds(config("fan-out", "project-a")) == fan_out
+    # Fan-in: one hold, released by either downstream (the last to finish).
+    fan_in = {released(config("fan-in", p)) for p in ("project-c", "project-d")}
+    assert fan_in == {"wait-for-triggered-pipelines"}
+    assert holds(config("fan-in", "project-a")) == fan_in
+    # The chain: B holds for C as A holds for B; the cycling C holds too (never reached).
+    assert holds(config("chain", "project-a")) == {released(config("chain", "project-b"))}
+    assert holds(config("chain", "project-b")) == {released(config("chain", "project-c"))}
+    assert holds(config("chain", "project-b")) == {released(config("chain", "project-c-cycle"))}
+
+
+def test_fan_in_downstreams_share_the_callback_job_name_and_set_fan_in() -> None:
+    """--fan-in tells siblings apart from their callback job by its name (CIRCLE_JOB)."""
+    approvals = []
+    for project in ("project-c", "project-d"):
+        path = EXAMPLES / "fan-in" / project / ".circleci" / "config.yml"
+        for entry in yaml.safe_load(path.read_text())["workflows"]["test"]["jobs"]:
+            if isinstance(entry, dict) and "circleback/approve" in entry:
+                approvals.append(entry["circleback/approve"])
+    assert [a["fan_in"] for a in approvals] == [True, True]
+    assert {a["name"] for a in approvals} == {"approve-upstream"}
+
+
+def test_chain_b_releases_a_only_after_checking_c() -> None:
+    path = EXAMPLES / "chain" / "project-b" / ".circleci" / "config.yml"
+    jobs = yaml.safe_load(path.read_text())["workflows"]["test"]["jobs"]
+    entries = {next(iter(e)): next(iter(e.values())) for e in jobs if isinstance(e, dict)}
+    approve = entries["circleback/approve"]
+    assert {"check-project-c": "terminal"} in approve["requires"]
+    assert entries["circleback/trigger"]["max_depth"] == 3
+
+
+def test_project_a_runs_either_its_main_workflow_or_the_sweep() -> None:
+    path = EXAMPLES / "project-a" / ".circleci" / "config.yml"
+    config = yaml.safe_load(path.read_text())
+    assert config["parameters"]["run-sweep"]["default"] is False
+    assert config["parameters"]["sweep-grace"]["default"] == "1h"
+    main = config["workflows"]["build-and-deploy"]
+    sweep = config["workflows"]["sweep-orphaned-holds"]
+    assert main["unless"] == sweep["when"] == "<< pipeline.parameters.run-sweep >>"
+    (job,) = sweep["jobs"]
+    assert job["circleback/sweep"]["project_slug"] == "<< pipeline.project.slug >>"
 
 
 def test_orb_jobs_pass_their_own_parameters_to_the_orbs_commands() -> None:
