@@ -61,7 +61,7 @@ def _console(event_dict: MutableMapping[str, Any]) -> str:
 
 
 def _json(event_dict: MutableMapping[str, Any]) -> str:
-    return json.dumps(event_dict, default=repr)
+    return json.dumps(event_dict, default=repr, ensure_ascii=False)
 
 
 class _Formatter(logging.Formatter):
