@@ -79,6 +79,12 @@ if [ "${{1:-}} ${{2:-}} ${{3:-}}" = "-m pip install" ]; then
         chmod +x "$(dirname "$0")/circleback"
         exit 0
         ;;
+      git+*@v*)  # a git source pinned to a tag: that tag's version
+        printf '#!/bin/bash\necho "circleback %s"\n' "${{arg##*@v}}" \
+          >"$(dirname "$0")/circleback"
+        chmod +x "$(dirname "$0")/circleback"
+        exit 0
+        ;;
     esac
   done
 fi

@@ -541,6 +541,37 @@ def test_install_makes_a_venv_and_puts_only_circleback_on_path(sandbox: Sandbox)
     assert "installed circleback 0.1.0" in result.stdout
 
 
+def test_install_takes_the_package_from_where_it_is_told(sandbox: Sandbox) -> None:
+    sandbox.add_fake("circleback", FAKE_CIRCLEBACK)  # on PATH, but the wrong version
+    sandbox.add_fake("python3", FAKE_PYTHON3)
+    source = "git+https://github.com/acme/circleback@v0.1.0"
+    result = sandbox.run(
+        "install.sh",
+        install_env(
+            BASH_ENV=str(sandbox.root / "bash_env"),
+            FAKE_CIRCLEBACK_VERSION="0.0.9",
+            PARAM_PACKAGE=f"  {source} ",
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.calls_to("python")[-1][-1] == source
+    assert "installed circleback 0.1.0" in result.stdout
+
+
+def test_install_rejects_a_package_that_is_not_the_pinned_version(sandbox: Sandbox) -> None:
+    sandbox.remove_fake("circleback")
+    sandbox.add_fake("python3", FAKE_PYTHON3)
+    result = sandbox.run(
+        "install.sh",
+        install_env(
+            BASH_ENV=str(sandbox.root / "bash_env"),
+            PARAM_PACKAGE="git+https://github.com/acme/circleback@v0.0.1",
+        ),
+    )
+    assert result.returncode == 2
+    assert "does not report 0.1.0" in result.stderr
+
+
 def test_install_reuses_a_restored_cache(sandbox: Sandbox) -> None:
     sandbox.remove_fake("circleback")
     bin_dir = sandbox.home / ".cache" / "circleback" / "0.1.0" / "bin"

@@ -3,6 +3,7 @@
 #
 # Environment (set by the orb):
 #   PARAM_VERSION       the circleback release to install, e.g. 0.1.0
+#   PARAM_PACKAGE       optional pip requirement to install it from (git or wheel URL)
 #   PARAM_INSTALL_DIR   root of the cached installs (one sub-directory per version)
 #   PARAM_SKIP_WITHOUT_UPSTREAM=true and PARAM_UPSTREAM_PIPELINE_ID
 #                       set by approve_upstream: with no upstream id, do nothing at all
@@ -44,7 +45,8 @@ case "$install_root" in
 esac
 prefix="$install_root/$version"
 bin_dir="$prefix/bin"
-spec="circleback==$version"
+spec="$(strip_space "${PARAM_PACKAGE:-}")"
+[ -n "$spec" ] || spec="circleback==$version"
 
 # True when "$1 --version" prints "circleback <version>" on its first line.
 reports_version() {
