@@ -457,6 +457,14 @@ def trace(
     with _client() as client:
         tree = run_trace(client, pid, max_depth=max_depth)
     _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
+    if not tree.children:
+        log.info(
+            "no downstream pipelines recorded under this pipeline",
+            extra={
+                "hint": "trace follows the circleback/downstream.json artifacts that the orb's "
+                "trigger job stores; without the orb, store the --state-file as that artifact."
+            },
+        )
 
 
 # -- emulator, orb ----------------------------------------------------------------------

@@ -231,6 +231,11 @@ def test_sweep_and_trace_commands(world: World, tmp_path: Path) -> None:
     text = world.cli("trace", a)
     assert text.code == 0
     assert f"└── {B} #1" in text.out
+    assert "no downstream pipelines recorded" not in text.err
+    lone = world.cli("trace", b)
+    assert lone.code == 0
+    assert "no downstream pipelines recorded" in lone.err
+    assert "circleback/downstream.json" in lone.err
     mermaid = world.cli("trace", a, "--format", "mermaid")
     assert mermaid.out.startswith("flowchart TD")
     assert world.cli("trace", a, "--format", "dot").code == 2
