@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from circleback import _cli
@@ -68,3 +69,23 @@ def world(
     w = World(emu=emu, time=fake, capsys=capsys)
     yield w
     w.api.close()
+
+
+class Wire(httpx.BaseTransport):
+    """Record every request that leaves the client, then pass it on."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.inner.handle_request(request)
+
+
+@pytest.fixture
+def wire(world: World, monkeypatch: pytest.MonkeyPatch) -> Wire:
+    recorder = Wire(world.emu.transport())
+    runtime = _cli.Runtime(transport=recorder, sleep=world.time.sleep, clock=world.time.clock)
+    monkeypatch.setattr(_cli, "RUNTIME", runtime)
+    return recorder

@@ -24,13 +24,13 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from circleback import _cli
 from circleback.client import CircleCIClient
 from circleback.emulator import Emulator
 from circleback.errors import CirclebackError
 from circleback.relay import approve, project_allowed
 from circleback.relay.trigger import parse_parameter
 from tests.relay.world import HOST, PROJECTS, TOKEN, B, Result, World
+from tests.reliability.conftest import Wire
 from tests.reliability.matrix import FUZZ_EXAMPLES
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -88,24 +88,6 @@ def fuzz(name: str) -> Callable[[_F], _F]:
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-
-
-class Wire(httpx.BaseTransport):
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.requests: list[httpx.Request] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.inner.handle_request(request)
-
-
-@pytest.fixture
-def wire(world: World, monkeypatch: pytest.MonkeyPatch) -> Wire:
-    recorder = Wire(world.emu.transport())
-    runtime = _cli.Runtime(transport=recorder, sleep=world.time.sleep, clock=world.time.clock)
-    monkeypatch.setattr(_cli, "RUNTIME", runtime)
-    return recorder
 
 
 def run(world: World, wire: Wire, *args: str) -> Result:

@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from circleback import _cli, errors
+from circleback import errors
 from circleback.client import CircleCIClient
 from circleback.settings import Settings
 from tests.relay.world import TOKEN, B, Result, World
+from tests.reliability.conftest import Wire
 
 HOLD = "wait-for-triggered-pipeline"
 MODES = {
@@ -26,26 +27,6 @@ MODES = {
     "json-logs": ["--log-format", "json"],
     "verbose-json-logs": ["-v", "--log-format", "json"],
 }
-
-
-class Wire(httpx.BaseTransport):
-    """Record every request that leaves the client, then pass it on."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.requests: list[httpx.Request] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.inner.handle_request(request)
-
-
-@pytest.fixture
-def wire(world: World, monkeypatch: pytest.MonkeyPatch) -> Wire:
-    recorder = Wire(world.emu.transport())
-    runtime = _cli.Runtime(transport=recorder, sleep=world.time.sleep, clock=world.time.clock)
-    monkeypatch.setattr(_cli, "RUNTIME", runtime)
-    return recorder
 
 
 def cli(world: World, mode: str, *args: str) -> Result:
