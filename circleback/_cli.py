@@ -8,7 +8,6 @@ a hint and the exit code of its class (see ``circleback.errors``), never a trace
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sys
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from circleback import errors
+from circleback import _logging, _redact, errors
 from circleback._version import __version__
 
 if TYPE_CHECKING:
@@ -28,8 +27,9 @@ if TYPE_CHECKING:
 
     from circleback.client import CircleCIClient
     from circleback.relay.approve import FanIn
+    from circleback.settings import Settings
 
-log = logging.getLogger("circleback.cli")
+log = _logging.get_logger("circleback.cli", setup=lambda: _ensure_logging())
 
 app = typer.Typer(
     name="circleback",
@@ -102,39 +102,90 @@ def main_options(
         ),
     ] = None,
 ) -> None:
-    """Options that apply to every command."""
-    fmt = (
-        log_format
-        or os.environ.get("CIRCLEBACK_LOG_FORMAT")
-        or ("json" if os.environ.get("CI") else "console")
-    )
-    if fmt not in {"console", "json"}:
-        raise errors.ConfigurationError(
-            f"--log-format {fmt!r} is not console or json.", hint="Use --log-format console|json."
-        )
-    from circleback import _logging
-    from circleback.settings import TOKEN_VARIABLES
+    """Options that apply to every command.
 
-    _logging.configure(
-        verbose=verbose,
-        json_format=fmt == "json",
-        secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
-    )
+    Logging is configured when the first event is logged or settings are read, not here:
+    ``--help`` of a command and the no-op approve pass through here and must stay light.
+    """
+    if log_format is not None and log_format not in _LOG_FORMATS:
+        raise errors.ConfigurationError(
+            f"--log-format {log_format!r} is not console or json.",
+            hint="Use --log-format console|json.",
+        )
+    _options["verbose"] = verbose
+    _options["log_format"] = log_format
+
+
+_LOG_FORMATS = ("console", "json")
+#: This invocation's global options (set by ``main_options``).
+_options: dict[str, Any] = {"verbose": False, "log_format": None}
+
+
+def _log_format(env_value: str | None) -> str:
+    from circleback._logging import choose_format
+
+    return choose_format(_options["log_format"], env_value, ci=bool(os.environ.get("CI")))
+
+
+def _ensure_logging(env_format: str | None = None, *, from_settings: bool = False) -> None:
+    """Configure logging once: ``--log-format``, else the settings' (or env's) format.
+
+    Never raises: an invalid ``$CIRCLEBACK_LOG_FORMAT`` is reported by the settings (exit
+    2) on every path that reads them; until then, and elsewhere, lines are console lines.
+    """
+    if _configured["logging"]:
+        return
+    from circleback import _logging
+
+    fmt = _log_format(env_format if from_settings else os.environ.get("CIRCLEBACK_LOG_FORMAT"))
+    _logging.configure(verbose=bool(_options["verbose"]), json_format=fmt == "json")
     _configured["logging"] = True
 
 
+def _note(event: str) -> None:
+    """Log an info line on a path that must not import structlog (the no-op approve)."""
+    if _configured["logging"]:
+        log.info(event)
+        return
+    from circleback import _logging
+
+    fmt = _log_format(os.environ.get("CIRCLEBACK_LOG_FORMAT"))
+    if fmt not in _LOG_FORMATS:
+        raise errors.ConfigurationError(
+            f"CIRCLEBACK_LOG_FORMAT {fmt!r} is not console or json.",
+            hint="Set CIRCLEBACK_LOG_FORMAT to console or json, or unset it.",
+        )
+    _logging.emit("info", event, json_format=fmt == "json")
+
+
+def _bind(**context: Any) -> None:
+    """Bind this command's pipeline ids to every log event it (and the library) writes."""
+    from circleback import _logging
+
+    _logging.bind(**{k: v for k, v in context.items() if v})
+
+
+#: The settings this invocation read (set by ``_client``).
+_LOADED: dict[str, Settings] = {}
+
+
 def _client() -> CircleCIClient:
+    from circleback import _redact
     from circleback.client import CircleCIClient
     from circleback.settings import load_settings
 
+    settings = _LOADED["settings"] = load_settings()
+    _ensure_logging(settings.log_format, from_settings=True)
+    if settings.token is not None:
+        _redact.register(settings.token.get_secret_value())
     return CircleCIClient.from_settings(
-        load_settings(), transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+        settings, transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
     )
 
 
 def _echo(text: str, *, err: bool = False) -> None:
     """Print data or a report; redacted like log lines, as API data could echo the token."""
-    typer.echo(_redacted(text), err=err)
+    typer.echo(_redact.redact(text), err=err)
 
 
 def _print_json(document: Any) -> None:
@@ -208,6 +259,7 @@ def trigger(
         from circleback.relay import read_state
 
         read_state(state_file)  # refuse a broken state file before creating anything
+    _bind(command="trigger", project_slug=project_slug, upstream_pipeline_id=upstream_pipeline_id)
     with _client() as client:
         record = run_trigger(
             client, request, sleep=RUNTIME.sleep, clock=RUNTIME.clock, max_depth=max_depth
@@ -253,7 +305,7 @@ def approve(
 ) -> None:
     """Release the upstream pipeline's approval job (run this in the downstream pipeline)."""
     if not pipeline_id or not pipeline_id.strip():
-        log.info("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
+        _note("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
         if as_json:
             _print_json({"outcome": "not_triggered"})
         return
@@ -261,9 +313,10 @@ def approve(
     from circleback.relay import approve as run_approve
 
     patterns = list(allow_project or [])
-    if not patterns and os.environ.get("CIRCLEBACK_ALLOW_PROJECTS"):
-        patterns = [os.environ["CIRCLEBACK_ALLOW_PROJECTS"]]
+    _bind(command="approve", upstream_pipeline_id=pipeline_id)
     with _client() as client:
+        if not patterns and _LOADED["settings"].allow_projects:
+            patterns = [_LOADED["settings"].allow_projects]
         result = run_approve(
             client,
             pipeline_id,
@@ -347,6 +400,7 @@ def status(
     records = read_state(state_file) if state_file is not None else []
     if pipeline_id is not None:
         parse_uuid(pipeline_id, what="pipeline id")
+    _bind(command="status", pipeline_id=pipeline_id)
     with _client() as client:
         if pipeline_id is not None:
             records = [downstream_from_id(client, pipeline_id)]
@@ -413,6 +467,7 @@ def sweep(
             "--max-pipelines must be at least 1.", hint="Pass --max-pipelines 50, say."
         )
     names = [n for n in (job_name or [DEFAULT_JOB_NAME]) if n.strip()]
+    _bind(command="sweep", project_slug=slug)
     with _client() as client:
         findings = run_sweep(
             client,
@@ -454,6 +509,7 @@ def trace(
         )
     if max_depth < 0:
         raise errors.ConfigurationError("--max-depth is negative.", hint="Pass 0 or more.")
+    _bind(command="trace", pipeline_id=pid)
     with _client() as client:
         tree = run_trace(client, pid, max_depth=max_depth)
     _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
@@ -544,10 +600,75 @@ def _fail(err: errors.CirclebackError) -> NoReturn:
     raise SystemExit(err.exit_code)
 
 
+def _lazy_coercion(command: Any) -> None:
+    """Build typer's pydantic validators only for values that need them.
+
+    typer coerces every parameter, even one left unset, through a ``TypeAdapter`` built on
+    first use; building the first imports pydantic (~50 ms), on paths such as ``--help``
+    and the no-op approve that use nothing else of it. Each parameter gets a stand-in that
+    answers what needs no validator (unset; a ``str`` for a plain ``str`` option, strings
+    for a ``list[str]`` one; a ``bool`` for a flag) and builds typer's own coercion for
+    anything else. If typer's internals change shape, nothing is replaced (``tests/perf``
+    then fails on the imported modules, not on behaviour).
+    """
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover - another typer layout: keep typer's coercion
+        return
+
+    class Deferred(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            descriptor = param.type_descriptor
+            kind = descriptor.annotation
+            if descriptor.parameter_info.parser is None:
+                if kind in (str, bool) and isinstance(value, kind):
+                    return value
+                strings = isinstance(value, (list, tuple)) and all(
+                    isinstance(item, str) for item in value
+                )
+                if kind == list[str] and strings:
+                    return list(value)
+            real = build_runtime_param(descriptor)
+            param._runtime_param = real
+            return real._coerce_value(value, param, ctx)
+
+    for sub in [command, *getattr(command, "commands", {}).values()]:
+        if sub is not command and hasattr(sub, "commands"):
+            _lazy_coercion(sub)
+            continue
+        # ``--help`` is made on first use, then cached: make it now, to replace it too.
+        help_option = sub.get_help_option(sub.context_class(sub))
+        for param in [*sub.params, *([help_option] if help_option is not None else [])]:
+            descriptor = getattr(param, "type_descriptor", None)
+            if (
+                descriptor is not None
+                and getattr(param, "_runtime_param", "absent") is None
+                and descriptor.file_annotation is None
+            ):
+                param._runtime_param = Deferred(
+                    parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+                )
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; the one boundary from errors to exit codes."""
     command = typer.main.get_command(app)
+    _lazy_coercion(command)
     _configured["logging"] = False
+    _options.update(verbose=False, log_format=None)
+    # Before anything can fail: the token the environment holds, by the settings' rules
+    # (the one settings load is registered too, once read).
+    _redact.clear()
+    _redact.register_from_environment()
+    try:
+        return _run(command, argv)
+    finally:
+        if _configured["logging"]:
+            _logging.reset()
+        _redact.clear()
+
+
+def _run(command: Any, argv: Sequence[str] | None) -> int:
     try:
         result = command.main(
             args=list(argv) if argv is not None else None,
@@ -575,35 +696,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so, without a traceback that could hold secrets
         _ensure_logging()
         log.error(
-            f"unexpected {type(exc).__name__}: {_redacted(str(exc))}",
+            f"unexpected {type(exc).__name__}: {_redact.redact(str(exc))}",
             extra={"hint": "This is a circleback bug; run again with -v and report it."},
         )
         return errors.EXIT_API
     return result if isinstance(result, int) else 0
-
-
-def _redacted(text: str) -> str:
-    from circleback._logging import REDACTED
-    from circleback.settings import TOKEN_VARIABLES
-
-    for name in TOKEN_VARIABLES:
-        secret = os.environ.get(name)
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _ensure_logging() -> None:
-    """Errors raised before the global options ran still need a configured logger."""
-    if not _configured["logging"]:
-        from circleback import _logging
-        from circleback.settings import TOKEN_VARIABLES
-
-        _logging.configure(
-            verbose=False,
-            json_format=bool(os.environ.get("CI")),
-            secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
-        )
 
 
 def _skip_httpx_cli() -> None:
