@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -654,18 +655,30 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; the one boundary from errors to exit codes."""
     command = typer.main.get_command(app)
     _lazy_coercion(command)
-    _configured["logging"] = False
-    _options.update(verbose=False, log_format=None)
+    with _ACTIVE_LOCK:
+        if not _ACTIVE:
+            _configured["logging"] = False
+            _options.update(verbose=False, log_format=None)
+            _redact.clear()
+        _ACTIVE.append(1)
     # Before anything can fail: the token the environment holds, by the settings' rules
     # (the one settings load is registered too, once read).
-    _redact.clear()
     _redact.register_from_environment()
     try:
         return _run(command, argv)
     finally:
-        if _configured["logging"]:
-            _logging.reset()
-        _redact.clear()
+        # The last of concurrent in-process runs (tests) leaves logging as it found it.
+        with _ACTIVE_LOCK:
+            _ACTIVE.pop()
+            if not _ACTIVE:
+                if _configured["logging"]:
+                    _logging.reset()
+                _redact.clear()
+
+
+#: In-process runs still going, and the lock that guards the shared state above.
+_ACTIVE: list[int] = []
+_ACTIVE_LOCK = threading.Lock()
 
 
 def _run(command: Any, argv: Sequence[str] | None) -> int:

@@ -214,3 +214,39 @@ def test_a_command_that_calls_the_api_loads_the_stack_without_rich() -> None:
     assert {"httpx", "pydantic_settings", "structlog"} <= loaded
     assert not [m for m in loaded if m.split(".")[0] in {"rich", "click"}]
     assert '"logger": "circleback.client"' in done.stderr  # -v: the request, as JSON
+
+
+_TLS = """
+import ssl, sys
+built = []
+real = ssl.create_default_context
+ssl.create_default_context = lambda *a, **k: built.append(1) or real(*a, **k)
+from circleback.client import CircleCIClient
+with CircleCIClient(token="t" * 40, host=sys.argv[1]) as client:
+    pass
+print(bool(built))
+"""
+
+
+@pytest.mark.parametrize(
+    ("host", "loads_certificates"),
+    [("http://127.0.0.1:9", False), ("http://localhost:9", False), ("https://circleci.com", True)],
+)
+def test_a_plain_http_loopback_client_builds_no_tls_context(
+    host: str, loads_certificates: bool
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _TLS, host], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == str(loads_certificates)
+
+
+def test_a_loopback_client_still_verifies_https_it_is_sent_to() -> None:
+    """An artifact URL on https gets a verifying transport, built when first used."""
+    with CircleCIClient(token="t" * 40, host="http://127.0.0.1:9") as client:
+        transport = client._http._transport_for_url(httpx.URL("https://x.circle-artifacts.com/a"))
+        assert not isinstance(transport, httpx.HTTPTransport)  # deferred until used
+        inner = transport._build()  # type: ignore[attr-defined]
+        pool = inner._pool
+        assert pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+        assert pool._ssl_context.cert_store_stats()["x509_ca"] > 0
