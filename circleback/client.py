@@ -15,17 +15,20 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from circleback import _core, errors
 from circleback._core import DEFAULT_RETRY, RetryPolicy, Safety
+from circleback._hosts import DEFAULT_HOST, api_base_url, is_loopback
 from circleback._version import __version__
 from circleback.models import Artifact, Job, Pipeline, PipelineCreation, Workflow
-from circleback.settings import DEFAULT_HOST, Settings, api_base_url
 from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid, segment
+
+if TYPE_CHECKING:
+    from circleback.settings import Settings
 
 logger = logging.getLogger("circleback.client")
 
@@ -63,9 +66,13 @@ class CircleCIClient:
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
+        mounts: dict[str, httpx.BaseTransport | None] | None = None
+        if transport is None and _is_loopback_http(self.base_url):
+            transport, mounts = _loopback_transports()
         self._http = httpx.Client(
             base_url=self.base_url,
             transport=transport,
+            mounts=mounts,
             timeout=timeout,
             # A redirect could carry the token header to another host: never follow one.
             follow_redirects=False,
@@ -427,6 +434,43 @@ class CircleCIClient:
     def _redact(self, text: str) -> str:
         secret = self._token.get_secret_value()
         return text.replace(secret, "**********") if secret else text
+
+
+def _is_loopback_http(base_url: str) -> bool:
+    url = httpx.URL(base_url)
+    return url.scheme == "http" and is_loopback(url.host)
+
+
+class _Deferred(httpx.BaseTransport):
+    """A transport built on its first request."""
+
+    def __init__(self, build: Callable[[], httpx.BaseTransport]) -> None:
+        self._build = build
+        self._inner: httpx.BaseTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._inner is None:
+            self._inner = self._build()
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+def _loopback_transports() -> tuple[httpx.BaseTransport, dict[str, httpx.BaseTransport | None]]:
+    """Transports for a plain-http loopback API (the emulator), without loading CA certificates.
+
+    httpx builds a verifying TLS context from certifi for every client, 35-60 ms, even when
+    every request is plain http. Here http needs no TLS at all, so its transport gets a bare
+    context that trusts nothing (any https through it would fail verification: fail safe),
+    and https (an artifact URL) gets a normal verifying transport, built only if used.
+    Proxies from the environment are not consulted: none belongs between us and loopback.
+    """
+    import ssl
+
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return httpx.HTTPTransport(verify=bare), {"https://": _Deferred(httpx.HTTPTransport)}
 
 
 def _transport_error(exc: httpx.TransportError, method: str, path: str) -> errors.TransportError:

@@ -27,12 +27,10 @@ Rules, each chosen on purpose:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -43,11 +41,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from circleback._hosts import API_PREFIX, DEFAULT_HOST, api_base_url, is_loopback
 from circleback._redact import MIN_TOKEN_LENGTH, TOKEN_VARIABLES
 from circleback.errors import ConfigurationError
 
-DEFAULT_HOST = "https://circleci.com"
-API_PREFIX = "/api/v2"
 HOST_VARIABLE = "CIRCLEBACK_HOST"
 LOG_FORMAT_VARIABLE = "CIRCLEBACK_LOG_FORMAT"
 ALLOW_PROJECTS_VARIABLE = "CIRCLEBACK_ALLOW_PROJECTS"
@@ -205,37 +202,14 @@ def _explain(exc: ValidationError, env_file: str) -> ConfigurationError:
     return ConfigurationError(f"{name} is invalid: {reason}.")
 
 
-def api_base_url(host: str) -> str:
-    """Turn a host such as ``https://circleci.com`` into the API v2 base URL.
-
-    Plain ``http://`` is refused unless the host is a loopback address (the emulator): the
-    token travels in a header, and over plain HTTP anyone on the path could read it.
-    """
-    text = host.strip().rstrip("/")
-    if text.endswith(API_PREFIX):
-        text = text[: -len(API_PREFIX)].rstrip("/")
-    parts = urlsplit(text)
-    hint = "Set CIRCLEBACK_HOST to https://circleci.com or your CircleCI Server's https URL."
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigurationError(f"CIRCLEBACK_HOST {text[:80]!r} is not an http(s) URL.", hint=hint)
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigurationError(
-            "CIRCLEBACK_HOST must not carry credentials, a query or a fragment.", hint=hint
-        )
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"CIRCLEBACK_HOST {text[:80]!r} uses plain http:// for a host that is not loopback; "
-            "the token would cross the network unencrypted.",
-            hint=hint,
-        )
-    return text + API_PREFIX
-
-
-def is_loopback(hostname: str) -> bool:
-    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_HOST",
+    "HOST_VARIABLE",
+    "TOKEN_VARIABLES",
+    "Settings",
+    "api_base_url",
+    "is_loopback",
+    "load_settings",
+    "token_variable",
+]
