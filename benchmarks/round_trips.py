@@ -1,4 +1,4 @@
-"""1. Round trips: API requests per command on the happy path, from the emulator's log.
+"""5. Round trips: API requests per command on the happy path, from the emulator's log.
 
 Counts do not depend on the machine, so they are exact. Each command runs once per case
 (page size 20 and 2; A with 1 and 10 workflows): circleback through its CLI in-process,
@@ -108,20 +108,15 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
-    old = {
-        (r["page_size"], r["workflows"], r["command"]): r["circleback"]
-        for r in (before or {}).get("rows", [])
-    }
     lines = [
-        "| page size | A's workflows | command | circleback before | circleback after "
-        "| tutorial | tutorial released the hold? |",
-        "|---:|---:|---|---:|---:|---:|---|",
+        "| page size | A's workflows | command | circleback | tutorial "
+        "| tutorial released the hold? |",
+        "|---:|---:|---|---:|---:|---|",
     ]
     for r in result["rows"]:
-        prev = old.get((r["page_size"], r["workflows"], r["command"]), "-")
         tut = "-" if r["tutorial"] is None else r["tutorial"]
         lines.append(
-            f"| {r['page_size']} | {r['workflows']} | `{r['command']}` | {prev} | "
+            f"| {r['page_size']} | {r['workflows']} | `{r['command']}` | "
             f"{r['circleback']} | {tut} | {r['tutorial_released_hold'] or '-'} |"
         )
     return "\n".join(lines)
