@@ -673,16 +673,38 @@ def _only_what_runs(full: typer.Typer, argv: Sequence[str] | None) -> typer.Type
     index = 0
     while index < len(args) and args[index].startswith("-"):
         if args[index] in {"--help", "-h"}:
-            return full
+            return _listing(full)
         index += 2 if args[index] in _VALUED_OPTIONS else 1
     if index >= len(args):
-        return _view(full, [], []) if "--version" in args else full
+        return _view(full, [], []) if "--version" in args else _listing(full)
     name = args[index]
     if name in names:
         return _view(full, [names[name]], [])
     if name in groups:
         return _view(full, [], [groups[name]])
     return full
+
+
+def _listing(full: typer.Typer) -> typer.Typer:
+    """The app for the top-level help: every command by name and help, none of their options.
+
+    The listing shows each command's name and the first line of its help; nothing runs.
+    """
+    import copy
+    import inspect
+
+    def listed() -> None:  # pragma: no cover - never invoked: only listed
+        raise AssertionError("a listing stub ran")
+
+    stubs = []
+    for info in full.registered_commands:
+        stub = copy.copy(info)
+        if info.callback is not None:
+            stub.name = info.name or info.callback.__name__.replace("_", "-")
+            stub.help = info.help or inspect.getdoc(info.callback)
+        stub.callback = listed
+        stubs.append(stub)
+    return _view(full, stubs, list(full.registered_groups))
 
 
 def _view(full: typer.Typer, commands: list[Any], groups: list[Any]) -> typer.Typer:

@@ -250,3 +250,25 @@ def test_a_loopback_client_still_verifies_https_it_is_sent_to() -> None:
         pool = inner._pool
         assert pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
         assert pool._ssl_context.cert_store_stats()["x509_ca"] > 0
+
+
+def test_help_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the command that runs is built; a listing needs them all, and gets them."""
+    from circleback import _cli
+
+    assert _cli.run(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("trigger", "approve", "status", "sweep", "trace", "emulator", "demo", "orb"):
+        assert f" {name} " in out
+
+
+@pytest.mark.parametrize(
+    "args", [["nosuch"], ["--log-format", "json", "nosuch"], ["-v", "orb", "nosuch"]]
+)
+def test_an_unknown_command_is_still_typers_usage_error(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    from circleback import _cli
+
+    assert _cli.run(args) == errors.EXIT_USAGE
+    assert "No such command 'nosuch'" in capsys.readouterr().err
