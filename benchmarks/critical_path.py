@@ -144,8 +144,9 @@ def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
         "callback job) plus `circleback approve` (3 requests), then one job start (A's check "
         "job) plus `circleback status` (1 request). With a real job start of S seconds, "
         f"circleback's release + check is about 2 x S plus the two commands (here S = {d} s). "
-        "The tutorial saves B's callback job start by approving from inside B's running job, "
-        "which is why its one-shot check sees B still `running` and fails A. Polling saves "
+        "The tutorial saves B's callback job start by approving from inside B's running job; "
+        "its one-shot check then races B's job to its end (here the check's own job start "
+        "let B finish first; on CircleCI it can see B `running` and fail A). Polling saves "
         "both starts but bills A for all of B's run time.",
     ]
     return "\n".join(lines)
