@@ -133,8 +133,15 @@ def _client() -> CircleCIClient:
 
 
 def _echo(text: str, *, err: bool = False) -> None:
-    """Print data or a report; redacted like log lines, as API data could echo the token."""
-    typer.echo(_redacted(text), err=err)
+    """Print data or a report; redacted like log lines, as API data could echo the token.
+
+    Control characters other than newlines are escaped (``printable_lines``): whatever a
+    renderer let through, no ESC, CR or NUL from API data reaches the terminal.
+    """
+    from circleback._text import printable_lines
+
+    typer.echo(printable_lines(_redacted(text)), err=err)
+
 
 
 def _print_json(document: Any) -> None:
