@@ -416,9 +416,9 @@ class CircleCIClient:
 
         ``read`` turns the status and JSON into the result, raising ``UnexpectedResponse``
         when they are not what the endpoint documents; that is retried like a body that is
-        not JSON, as is a body that cannot be decoded (broken gzip, JSON nested too deep).
-        A body over ``max_bytes`` (default ``Limits.json_bytes``) is final: the same
-        server would send it again. A failure that leaves unknown whether a non-GET was
+        not JSON, as is a body that cannot be decoded (broken gzip, JSON nested too deep)
+        or is over ``max_bytes`` (default ``Limits.json_bytes``): each try reads at most
+        that much. A failure that leaves unknown whether a non-GET was
         carried out is marked ``outcome_unknown``, so the caller can look before
         repeating it. Every attempt ends within ``Limits.request_seconds`` and the
         client's deadline, if any (``DeadlinePassed``).
@@ -451,9 +451,7 @@ class CircleCIClient:
             except errors.UnexpectedResponse as exc:
                 # A 2xx whose body cannot be read: a proxy's, cut off, or hostile.
                 failure = exc
-                retryable = safety is Safety.IDEMPOTENT and not isinstance(
-                    exc, errors.ResponseTooLarge
-                )
+                retryable = safety is Safety.IDEMPOTENT
                 failure.outcome_unknown = _core.outcome_unknown(method, 200, sent=True)
             else:
                 logger.debug(

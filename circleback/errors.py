@@ -153,7 +153,7 @@ class NotCreated(UnexpectedResponse):
 
 
 class ResponseTooLarge(UnexpectedResponse):
-    """Raised when an answer's decoded body is over the cap for it (``Limits``); not retried."""
+    """Raised when an answer's decoded body is over its cap (``Limits``), after retries."""
 
     default_hint = (
         "CircleCI sends nothing this large: a proxy or a server that is not CircleCI is "
