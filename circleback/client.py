@@ -301,18 +301,15 @@ class CircleCIClient:
 
     # -- transport ---------------------------------------------------------------------
 
-    def deadline(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
         """Within the ``with`` block, all work of this client ends ``seconds`` from now.
 
         A request still under way then is abandoned, even mid-body or mid-headers, and
-        no retry is started that could not finish in time: ``DeadlinePassed`` (a
-        ``RequestTimeout``). Blocks nest; the earlier deadline holds. Seconds are of
-        the client's ``clock``.
+        raises ``DeadlinePassed`` (a ``RequestTimeout``); a retry that would start after
+        the deadline is not made (the last failure is raised). Blocks nest; the earlier
+        deadline holds. Seconds are of the client's ``clock``.
         """
-        return self._deadline_block(seconds)
-
-    @contextlib.contextmanager
-    def _deadline_block(self, seconds: float) -> Iterator[None]:
         previous = self._deadline
         at = self._clock() + seconds
         self._deadline = at if previous is None else min(previous, at)
