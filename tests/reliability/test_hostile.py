@@ -151,7 +151,9 @@ def _forge(body: bytes) -> bytes:
 
 
 @pytest.fixture
-def attacked(world: World, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def attacked(
+    world: World, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> tuple[World, Hostile, Attack, str]:
     attack, command = request.param
     transport = Hostile(world.emu.transport(), world, attack, command)
     runtime = _cli.Runtime(transport=transport, sleep=world.time.sleep, clock=world.time.clock)
