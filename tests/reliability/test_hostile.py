@@ -267,3 +267,9 @@ def test_every_cap_is_explained_in_the_doc() -> None:
     from dataclasses import fields
 
     assert {f.name for f in fields(DEFAULT_LIMITS)} == set(hostile.WHY)
+
+
+def test_the_figures_at_the_top_of_the_doc_count_these_cells() -> None:
+    document = hostile.DOC.read_text(encoding="utf-8")
+    counted = f"{len(hostile.ATTACKS)} x {len(hostile.COMMANDS)} = **{len(CELLS)} cells**"
+    assert f"| Hostile-server attacks x commands | {counted}" in document
