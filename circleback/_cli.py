@@ -335,7 +335,7 @@ def status(
         Path | None, typer.Option(help="Check every pipeline recorded in this file.")
     ] = None,
     timeout: Annotated[
-        str, typer.Option(help="Give up after this long (90s, 10m, 1h); exit 4.")
+        str, typer.Option(help="Give up after this long (90s, 10m, 1h), even mid-request; exit 4.")
     ] = "30m",
     junit: Annotated[
         Path | None, typer.Option(help="Write a JUnit XML report here (store_test_results).")
