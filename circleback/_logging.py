@@ -4,9 +4,11 @@ The library logs through standard-library loggers under ``circleback`` with a
 ``NullHandler``, so it is silent unless an application configures logging (structlog's own
 advice for libraries). The CLI routes those records and its own structlog events through
 one processor chain: bound context (the command and its pipeline ids), level, logger,
-timestamp (JSON only), **redaction** of the loaded token, then a renderer: one readable
-line per event on a terminal, JSON lines under CI or ``--log-format json``. Output goes to
-stderr; stdout carries data (ids, ``--json`` documents).
+timestamp (JSON only), **redaction** of the loaded token, **escaping** of control
+characters (``circleback._text.printable``: messages carry API text such as workflow names,
+and a newline, CR or ESC in it must not forge or hide a line of the log), then a renderer:
+one readable line per event on a terminal, JSON lines under CI or ``--log-format json``.
+Output goes to stderr; stdout carries data (ids, ``--json`` documents).
 
 The processors below are plain functions with structlog's signature, so the paths that
 must not import structlog (the no-op approve) render a line with the very same code
@@ -20,11 +22,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from circleback._redact import REDACTED, redact_value
+from circleback._redact import REDACTED, redact_value, register
+from circleback._text import printable
 
 __all__ = ["REDACTED", "bind", "choose_format", "configure", "emit", "get_logger", "reset"]
 
@@ -46,6 +49,21 @@ def choose_format(option: str | None, env_value: str | None, *, ci: bool) -> str
 def redact(logger: Any, method: str, event_dict: EventDict) -> EventDict:
     """Processor: the token, wherever it sits in the event, becomes ``**********``."""
     return {key: redact_value(value) for key, value in event_dict.items()}
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_printable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    return value
+
+
+def escape(logger: Any, method: str, event_dict: EventDict) -> EventDict:
+    """Processor: every string in the event with its control characters escaped."""
+    return {key: _printable(value) for key, value in event_dict.items()}
 
 
 def timestamp(logger: Any, method: str, event_dict: EventDict) -> EventDict:
@@ -95,7 +113,7 @@ def emit(
     For the paths that finish before anything else would import it (the no-op approve).
     """
     event_dict: EventDict = {"event": event, "level": level, "logger": logger, **fields}
-    event_dict = redact(None, level, event_dict)
+    event_dict = escape(None, level, redact(None, level, event_dict))
     if json_format:
         line = render_json(None, level, timestamp(None, level, _order(None, level, event_dict)))
     else:
@@ -130,8 +148,20 @@ class _Renderer:
         return render_console(logger, method, event_dict)
 
 
-def configure(*, verbose: bool, json_format: bool, stream: TextIO | None = None) -> None:
-    """Route structlog events and the ``circleback`` stdlib loggers to stderr, redacted."""
+def configure(
+    *,
+    verbose: bool,
+    json_format: bool,
+    stream: TextIO | None = None,
+    secrets: Iterable[str] = (),
+) -> None:
+    """Route structlog events and the ``circleback`` stdlib loggers to stderr, redacted.
+
+    ``secrets`` are registered for redaction (``circleback._redact.register``) besides the
+    token the CLI registers itself.
+    """
+    for secret in secrets:
+        register(secret)
     structlog = _import_structlog()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -163,6 +193,7 @@ def configure(*, verbose: bool, json_format: bool, stream: TextIO | None = None)
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             redact,
+            escape,
             _order,
             _Renderer(json_format=json_format),
         ],
