@@ -385,7 +385,7 @@ def test_status_timeout_holds_while_headers_drip(
 ) -> None:
     for name in ("CIRCLE_TOKEN", "CIRCLECI_API_KEY", "CI"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CIRCLEBACK_TOKEN", "t0ken-value")
+    monkeypatch.setenv("CIRCLEBACK_TOKEN", "t0ken-value-0123456789")
     monkeypatch.setenv("CIRCLEBACK_HOST", header_drip.url)
     monkeypatch.setattr(_cli, "RUNTIME", _cli.Runtime())
     code = _cli.run(["--log-format", "console", "status", "--pipeline-id", PID, "--timeout", "1s"])
