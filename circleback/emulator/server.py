@@ -29,6 +29,9 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: ten clients connecting at once (status
+    # over a fan-out) lose SYNs and wait the kernel's 1 s retransmit. CircleCI does not.
+    request_queue_size = 128
 
 
 class _IPv6Server(_ThreadingWSGIServer):
