@@ -51,8 +51,8 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from circleback._version import __version__
-from circleback.emulator.core import Emulator
 from circleback.emulator.server import EmulatorServer, make_server
+from circleback.emulator.service import Emulator
 from circleback.emulator.state import EmulatorError, JobRun
 from circleback.emulator.steps import JobPlan, PlanError, PlannedStep, plan_job
 

@@ -252,7 +252,7 @@ def test_config_is_read_at_each_trigger(tmp_path: Path, make_emulator: Any) -> N
     emu = make_emulator(projects={"gh/x/y": config})
     client = httpx.Client(
         transport=emu.transport(),
-        base_url="http://e/api/v2",
+        base_url="http://localhost/api/v2",
         headers={"Circle-Token": "s3cret-token-value"},
     )
     api = Api(client)
