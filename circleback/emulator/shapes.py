@@ -244,6 +244,7 @@ def state_json(state: State) -> dict[str, Any]:
                 "sent_parameters": dict(p.trigger_parameters),
                 "definition_id": p.definition_id,
                 "workflow_ids": list(p.workflow_ids),
+                "continuation_key": p.continuation_key,
             }
             for p in state.pipelines.values()
         ],
