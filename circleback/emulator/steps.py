@@ -55,6 +55,9 @@ SKIPPED_STEPS: Mapping[str, str] = {
 STEP_WHEN = ("on_success", "always", "on_fail")
 #: The orb that is loaded from circleback's own packed source, whatever version is pinned.
 CIRCLEBACK_ORB = "circleback/circleback"
+#: CircleCI's continuation orb: its ``continue`` and ``finish`` commands become the built-in
+#: ``continuation`` step (docs: dynamic-config; orb: circleci/continuation).
+CONTINUATION_ORB = "circleci/continuation"
 
 _DEFAULT_NAMES = {
     "persist_to_workspace": "Persisting to workspace",
@@ -368,6 +371,10 @@ class _Planner:
         depth: int,
         out: list[PlannedStep],
     ) -> None:
+        continuation = self._continuation_step(scope, name, args, origin)
+        if continuation is not None:
+            out.append(continuation)
+            return
         resolved = self._resolve(scope, name, kind="commands")
         if isinstance(resolved, str):
             out.append(_skipped(name, args, origin, resolved))
@@ -378,6 +385,33 @@ class _Planner:
         values = self._bind(definition.get("parameters"), given, where)
         body = self._substitute(definition.get("steps"), values, where)
         self._expand(body, command_scope, f"{origin} > {name}", depth + 1, out)
+
+    def _continuation_step(
+        self, scope: _Scope, name: str, args: Any, origin: str
+    ) -> PlannedStep | None:
+        """``continue`` / ``finish`` of CircleCI's continuation orb, as a built-in step:
+        the executor posts to ``/pipeline/continue`` itself (the orb would use curl)."""
+        prefix, sep, command = name.partition("/")
+        target = scope.orbs.get(prefix) if sep else None
+        if not isinstance(target, str) or target.split("@")[0].strip() != CONTINUATION_ORB:
+            return None
+        if command not in ("continue", "finish"):
+            return None
+        arguments = _mapping(args, f"{origin}: {name}") if args is not None else {}
+        planned = {
+            "configuration_path": str(arguments.get("configuration_path") or ""),
+            "parameters": arguments.get("parameters", "{}"),
+            "finish": command == "finish",
+        }
+        if command == "continue" and not planned["configuration_path"]:
+            raise PlanError(f"{origin}: {name} needs configuration_path.")
+        return PlannedStep(
+            kind="continuation",
+            name=str(arguments.get("name") or f"Continue the pipeline ({command})"),
+            args=planned,
+            when=_when(arguments, origin),
+            origin=origin,
+        )
 
 
 def _run_step(args: Any, origin: str) -> PlannedStep:
