@@ -13,7 +13,13 @@ Lifecycle (docs: workflows §states; spec: Job, Workflow):
   ``requires`` does not accept) becomes ``not_run`` at once, so a job that requires it as
   ``terminal`` still runs, which is what CircleCI does and what circleback relies on;
 - build jobs end only when told to (:meth:`State.finish_job`); approving ends an approval job
-  as ``success``.
+  as ``success``;
+- creation is asynchronous (switch ``creation``): a pipeline is ``pending`` until its
+  ``ready_at`` on the clock, then ``created`` (or ``errored``, ``setup-pending``), and its
+  workflows appear at ``workflows_at``; :meth:`State.tick` carries pipelines forward;
+- a ``setup: true`` config runs its setup workflow (tag ``setup``) until
+  :meth:`State.continue_pipeline`; a ``serial-group`` job runs only while it holds its
+  group's lock, waiting as ``queued`` or preempted to ``not_run``.
 """
 
 from __future__ import annotations
