@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,17 @@ _T = TypeVar("_T")
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def clock_following(
+    seconds: Callable[[], float], start: datetime | None = None
+) -> Callable[[], datetime]:
+    """An emulator clock that moves with ``seconds`` (a monotonic reading, e.g. a test's
+    fake time): creation delays then pass exactly when the code under test sleeps them
+    away. ``start`` is the UTC moment of the first reading (now, by default)."""
+    origin = start or _utc_now()
+    first = seconds()
+    return lambda: origin + timedelta(seconds=seconds() - first)
 
 
 class EmulatorCore:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from circleback.emulator import Emulator, JobRun
+from circleback.emulator import Emulator, JobRun, clock_following
 from circleback.emulator.compiled import packed_circleback_orb
 from circleback.emulator.steps import plan_job
 from tests.emulator.helpers import BASE_URL, TOKEN, Api, ManualClock
@@ -434,3 +434,24 @@ def test_a_project_token_is_not_an_api_v2_token(make_emulator: Callable[..., Emu
     assert (trigger.status_code, trigger.json()) == (404, {"message": "Project not found"})
     assert project.get(f"/pipeline/{pipeline_id}").status_code == 404
     assert owner.get("/me").status_code == 200
+
+
+def test_a_clock_following_fake_time_lets_delays_pass_as_the_client_sleeps(
+    make_emulator: Callable[..., Emulator],
+) -> None:
+    fake = {"now": 100.0}
+    emu = make_emulator(
+        clock=clock_following(lambda: fake["now"]),
+        switches={"creation_delay": 4, "workflow_delay": 2},
+    )
+    api = Api(
+        httpx.Client(transport=emu.transport(), base_url=BASE_URL, headers={"Circle-Token": TOKEN})
+    )
+    pipeline_id = api.trigger("gh/acme/b")
+    fake["now"] += 3.5
+    assert _pipeline(api, pipeline_id)["state"] == "pending"
+    fake["now"] += 0.5
+    assert _pipeline(api, pipeline_id)["state"] == "created"
+    assert _workflows(api, pipeline_id) == []
+    fake["now"] += 2
+    assert len(_workflows(api, pipeline_id)) == 1
