@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from circleback import _cli
-from tests.relay.world import CONFIGS, A, B, World
+from tests.relay.world import CONFIGS, B, World
 
 HOLD = "wait-for-triggered-pipeline"
 NIL = "00000000-0000-0000-0000-000000000000"
