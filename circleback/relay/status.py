@@ -340,13 +340,19 @@ def _look_all(
 def _look(
     client: CircleCIClient, record: Downstream, watch: Watch
 ) -> tuple[PipelineReport, Completion]:
-    """One look at one pipeline under the completion rule."""
-    pipeline, verdict = watch.look(client, record.pipeline_id)
-    url = record.url or _record(client, pipeline).url
+    """One look at one pipeline under the completion rule (usually one request: the
+    workflows carry the project and number, and show the pipeline was created)."""
+    found, workflows, verdict = watch.look_workflows(client, record.pipeline_id)
+    if found is not None:
+        slug, number = found.project_slug, found.number
+    else:
+        slug, number = workflows[0].project_slug, workflows[0].pipeline_number
+    url = record.url or pipeline_url(app_url(client.base_url), slug, number)
+    pipeline = _Where(slug, number)
     base = PipelineReport(
-        project_slug=pipeline.project_slug,
-        pipeline_id=pipeline.id,
-        number=pipeline.number,
+        project_slug=slug,
+        pipeline_id=record.pipeline_id,
+        number=number,
         state=verdict.state,
         url=url,
         superseded=verdict.superseded,
@@ -357,7 +363,8 @@ def _look(
         )
         return _with(base, workflows=partial, waiting=verdict.reason or "not done"), verdict
     if verdict.phase is Phase.ERRORED:
-        reasons = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
+        errored = found.errors if found is not None else ()
+        reasons = tuple(f"{e.type}: {e.message}" for e in errored) or ("errored",)
         return _with(base, errors=reasons), verdict
     reports = tuple(_workflow_report(client, pipeline, w) for w in verdict.workflows)
     if verdict.phase in {Phase.NO_WORKFLOWS, Phase.SETUP_FAILED}:
@@ -371,8 +378,16 @@ def _with(base: PipelineReport, **changes: Any) -> PipelineReport:
     return replace(base, **changes)
 
 
+@dataclass(frozen=True)
+class _Where:
+    """What a report needs of a pipeline: its project and number."""
+
+    project_slug: str
+    number: int
+
+
 def _workflow_report(
-    client: CircleCIClient, pipeline: Pipeline, wf: Workflow, *, with_jobs: bool = True
+    client: CircleCIClient, pipeline: _Where, wf: Workflow, *, with_jobs: bool = True
 ) -> WorkflowReport:
     app = app_url(client.base_url)
 

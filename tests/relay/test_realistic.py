@@ -76,10 +76,10 @@ def test_trigger_waits_while_b_is_pending_then_confirms(world: World) -> None:
 
 def test_trigger_names_the_parameter_b_errored_on(world: World) -> None:
     a = world.upstream_on_hold()
-    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "-p", "requested-by=prod")
+    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "-p", "requestor=prod")
     assert result.code == 1, result.err
-    assert "Unexpected argument(s): requested-by" in result.err
-    assert "does not declare 'requested-by'" in result.err
+    assert "Unexpected argument(s): requestor" in result.err
+    assert "does not declare 'requestor'" in result.err
 
 
 # -- status: the completion rule ------------------------------------------------------------
