@@ -248,7 +248,8 @@ def wait_for_downstream(
 ) -> StatusReport:
     """Wait until every downstream pipeline is done; report them all.
 
-    Raises ``StatusTimeout`` (exit 4) when ``timeout`` passes first, never earlier. Does
+    Raises ``StatusTimeout`` (exit 4) when ``timeout`` passes first: never earlier, and
+    not later either, even in the middle of a request (the client's ``deadline``). Does
     not raise on failure: the caller decides from ``StatusReport.succeeded`` (the CLI
     exits 1). ``concurrency`` bounds the pipelines looked at in parallel (1: in turn).
     """
@@ -257,6 +258,20 @@ def wait_for_downstream(
             "No downstream pipeline to check.",
             hint="Pass --pipeline-id, or a --state-file that 'circleback trigger' wrote to.",
         )
+    with client.deadline(timeout):
+        return _wait(client, downstream, timeout, poll, sleep, clock, concurrency, required_jobs)
+
+
+def _wait(
+    client: CircleCIClient,
+    downstream: Sequence[Downstream],
+    timeout: float,
+    poll: PollPolicy,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    concurrency: int,
+    required_jobs: Sequence[str],
+) -> StatusReport:
     started = clock()
     deadline = started + timeout
     delay = poll.first_delay
@@ -266,8 +281,22 @@ def wait_for_downstream(
     warned: set[str] = set()
     while True:
         pending = [r for r in downstream if r.pipeline_id not in finished]
-        looks = _look_all(client, pending, watch, concurrency)
         waiting: list[str] = []
+        try:
+            looks = _look_all(client, pending, watch, concurrency)
+        except errors.DeadlinePassed as exc:
+            # The timeout holds inside a request: an answer still arriving is given up on,
+            # and the report says what was seen before.
+            raise _timeout(
+                downstream,
+                finished,
+                last,
+                started,
+                timeout,
+                clock,
+                required_jobs,
+                f"an answer still arriving ({exc.message})",
+            ) from None
         for record, (report, verdict) in zip(pending, looks, strict=True):
             for unknown in verdict.unknown:
                 if f"{record.pipeline_id}:{unknown}" not in warned:
@@ -290,17 +319,49 @@ def wait_for_downstream(
             return StatusReport(reports, _required(reports, required_jobs))
         remaining = deadline - clock()
         if remaining <= 0:
-            reports = tuple(finished.get(d.pipeline_id) or last[d.pipeline_id] for d in downstream)
-            so_far = StatusReport(reports, _required(reports, required_jobs), timed_out=True)
-            raise StatusTimeout(
-                f"Gave up after {clock() - started:.0f}s (--timeout {timeout:.0f}s) waiting "
-                f"for: {'; '.join(waiting)}.",
-                so_far,
+            raise _timeout(
+                downstream,
+                finished,
+                last,
+                started,
+                timeout,
+                clock,
+                required_jobs,
+                "; ".join(waiting),
             )
         wait = min(delay, remaining)
         logger.info("waiting for downstream", extra={"waiting": waiting, "delay": wait})
         sleep(wait)
         delay = min(delay * poll.factor, poll.max_delay)
+
+
+def _timeout(
+    downstream: Sequence[Downstream],
+    finished: dict[str, PipelineReport],
+    last: dict[str, PipelineReport],
+    started: float,
+    timeout: float,
+    clock: Callable[[], float],
+    required_jobs: Sequence[str],
+    waiting: str,
+) -> StatusTimeout:
+    """The timeout, carrying the report so far (a pipeline never seen says so)."""
+
+    def so_far(d: Downstream) -> PipelineReport:
+        seen = finished.get(d.pipeline_id) or last.get(d.pipeline_id)
+        if seen is not None:
+            return seen
+        return PipelineReport(
+            d.project_slug, d.pipeline_id, d.number, d.state, d.url, waiting="not looked at yet"
+        )
+
+    reports = tuple(so_far(d) for d in downstream)
+    report = StatusReport(reports, _required(reports, required_jobs), timed_out=True)
+    return StatusTimeout(
+        f"Gave up after {clock() - started:.0f}s (--timeout {timeout:.0f}s) waiting for: "
+        f"{waiting}.",
+        report,
+    )
 
 
 def _required(reports: Sequence[PipelineReport], names: Sequence[str]) -> tuple[RequiredJob, ...]:
