@@ -592,11 +592,8 @@ class LocalExecutor:
     def _install_notes(self) -> tuple[str, ...]:
         """If the orb pins another version than this circleback, its install step would
         download that one: tell it to use ours instead (and say so in every record)."""
-        try:
-            pinned = self._orb["commands"]["install"]["parameters"]["version"]["default"]
-        except (KeyError, TypeError):
-            return ()
-        if str(pinned) == __version__:
+        pinned = _pinned_version(self._orb)
+        if pinned is None or pinned == __version__:
             return ()
         return (
             f"the orb pins circleback {pinned} but this is {__version__}: "
@@ -622,6 +619,24 @@ class LocalExecutor:
     def _add_step(self, record: JobRecord, step: StepRecord) -> None:
         with self._cond:
             record.steps.append(step)
+
+
+def _pinned_version(orb: Mapping[str, Any]) -> str | None:
+    """The circleback version the packed orb's install step pins (its ``PARAM_PINS``, the
+    orb's scripts/pins.txt), or None when the orb has no such step."""
+    try:
+        steps = orb["commands"]["install"]["steps"]
+    except (KeyError, TypeError):
+        return None
+    for step in steps:
+        run = step.get("run") if isinstance(step, dict) else None
+        pins = (
+            (run or {}).get("environment", {}).get("PARAM_PINS") if isinstance(run, dict) else None
+        )
+        if isinstance(pins, str):
+            found = re.search(r"(?m)^circleback==([^\s\\;]+)", pins)
+            return found.group(1) if found else None
+    return None
 
 
 class _StepFailed(Exception):
