@@ -1,8 +1,9 @@
 """Write or check the orb's pins (src/scripts/pins.txt): the circleback release the orb
 installs, hash-pinned with every dependency, for every platform and Python the orb runs on.
 
-    python orbs/circleback/pin.py            # at release, after the package is on PyPI
-    python orbs/circleback/pin.py --check    # in CI: the pins agree with the package
+    python orbs/circleback/pin.py --unreleased  # after a version bump: pin it, no hashes
+    python orbs/circleback/pin.py               # at release, after the package is on PyPI
+    python orbs/circleback/pin.py --check       # in CI: the pins agree with the package
 
 Writing resolves ``circleback==<version>`` (the version in circleback/_version.py) from
 the package index with ``uv pip compile --universal --generate-hashes``, so that pip's and
@@ -73,6 +74,27 @@ def check(text: str, version: str) -> list[str]:
     return problems
 
 
+_UNRELEASED = """\
+# The circleback release this orb installs: the one place the orb names a version.
+# Written by `python orbs/circleback/pin.py` at release time, after the package is on PyPI
+# (docs/release.md); `python orbs/circleback/pin.py --check` verifies it. Do not edit by hand.
+#
+# status: unreleased
+# circleback {version} is not on PyPI yet, so this file carries no hashes and the orb refuses to
+# install "circleback" from PyPI by name (whoever claims the name there would receive your
+# token). Until the release, give the orb's `package` parameter (a wheel URL ending in
+# #sha256=<digest>, or a git URL at a tag), or bring your own (CIRCLEBACK_SKIP_INSTALL=1).
+#
+{bootstrap}
+circleback=={version}
+"""
+
+
+def render_unreleased(version: str, bootstrap_line: str) -> str:
+    """The pins of a version not released yet: named, with no hashes."""
+    return _UNRELEASED.format(version=version, bootstrap=bootstrap_line)
+
+
 def render(compiled: str, bootstrap_line: str) -> str:
     """The pins file from ``uv pip compile`` output and the bootstrap pip line kept."""
     body = "\n".join(
@@ -118,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="check the pins, write nothing")
     parser.add_argument(
+        "--unreleased", action="store_true", help="pin the package's version, without hashes"
+    )
+    parser.add_argument(
         "--compiled", type=Path, help="use this `uv pip compile` output instead of running uv"
     )
     args = parser.parse_args(argv)
@@ -132,15 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     if not bootstrap:
         print(f"error: {PINS.name} has no bootstrap-pip line to keep", file=sys.stderr)
         return 1
-    compiled = args.compiled.read_text() if args.compiled else compile_lock(version)
-    text = render(compiled, bootstrap.group(0))
+    if args.unreleased:
+        text = render_unreleased(version, bootstrap.group(0))
+    else:
+        compiled = args.compiled.read_text() if args.compiled else compile_lock(version)
+        text = render(compiled, bootstrap.group(0))
     problems = check(text, version)
     if problems:
         for problem in problems:
             print(f"error: the new pins: {problem}", file=sys.stderr)
         return 1
     PINS.write_text(text)
-    print(f"wrote {PINS} (circleback {version}, hash-pinned)")
+    state = "unreleased, no hashes" if args.unreleased else "hash-pinned"
+    print(f"wrote {PINS} (circleback {version}, {state})")
     return 0
 
 

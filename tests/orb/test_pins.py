@@ -87,3 +87,12 @@ def test_unreleased_pins_must_not_carry_hashes() -> None:
         pytest.skip("the orb's pins are released")
 
     assert pin.check(text + "--hash=sha256:00\n", __version__) == ["unreleased pins carry hashes"]
+
+
+def test_the_unreleased_template_is_what_the_orb_carries_before_a_release() -> None:
+    pin = load_pin()
+    text = pin.render_unreleased(__version__, bootstrap_line())
+
+    assert pin.check(text, __version__) == []
+    if "# status: unreleased" in PINS.read_text():
+        assert text == PINS.read_text()
