@@ -104,8 +104,12 @@ def _install_job(
         "UV_FIND_LINKS": str(house),
         "UV_CACHE_DIR": str(cache),
         "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NATIVE_TLS": "1",  # the system's certificates, as pip uses them
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    for name in ("SSL_CERT_FILE", "PIP_CERT", "HTTPS_PROXY", "https_proxy", "NO_PROXY"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     if skip:
         env.update(PARAM_SKIP_WITHOUT_UPSTREAM="true", PARAM_UPSTREAM_PIPELINE_ID="")
     start = time.perf_counter()
