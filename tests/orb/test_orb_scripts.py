@@ -990,3 +990,17 @@ def test_scripts_find_the_installed_cli_without_bash_env(sandbox: Sandbox) -> No
 
     assert result.returncode == 0, result.stderr
     assert result.calls_to("circleback")[0][0] == "sweep"
+
+
+def test_install_stops_when_an_installer_ran_and_failed(sandbox: Sandbox) -> None:
+    """A hash mismatch or a network error is not fixed by another installer: say so."""
+    sandbox.remove_fake("circleback")
+    sandbox.add_fake("python3", FAKE_PYTHON3)
+
+    result = sandbox.run("install.sh", install_env(FAKE_PIP_FAILS="1"))
+
+    assert result.returncode == 3
+    assert "pip install failed" in result.stderr
+    assert "DO NOT MATCH THE HASHES" in result.stderr
+    assert not any("urllib" in " ".join(c) for c in result.calls_to("python3"))
+    assert not (sandbox.home / ".cache" / "circleback" / "0.1.0").exists()

@@ -252,7 +252,7 @@ install_with_uv() {
     uv venv --quiet --python ">=3.10" "$prefix/venv" || { why "uv: found no Python 3.10+"; return 1; }
   fi
   (compile_env && uv pip install --quiet --compile-bytecode --python "$prefix/venv/bin/python" "$@") ||
-    { why "uv: uv pip install failed (see above)"; return 1; }
+    { why "uv pip install failed (see above)"; return 2; }
   link_venv_cli
 }
 
@@ -264,7 +264,7 @@ install_with_venv() {
   "$python" -m venv "$prefix/venv" || { why "$python -m venv failed"; return 1; }
   (compile_env && "$prefix/venv/bin/python" -m pip install --quiet --compile \
     --disable-pip-version-check --no-input "$@") ||
-    { why "pip install failed (see above)"; return 1; }
+    { why "pip install failed (see above)"; return 2; }
   link_venv_cli
 }
 
@@ -291,14 +291,14 @@ install_with_bootstrap_pip() {
     "$python" -m venv --without-pip "$prefix/venv" || { why "$python -m venv --without-pip failed"; return 1; }
     (compile_env && "$prefix/venv/bin/python" "$wheel/pip" install --quiet --compile \
       --disable-pip-version-check --no-input "$@") ||
-      { why "pip install (from the pinned pip wheel) failed"; return 1; }
+      { why "pip install (from the pinned pip wheel) failed (see above)"; return 2; }
     link_venv_cli
     return 0
   fi
   echo "circleback: $python has no venv module; using pip --target with the pinned pip wheel"
   (compile_env && "$python" "$wheel/pip" install --quiet --compile --disable-pip-version-check \
-    --no-input --target "$prefix/lib" "$@") ||
-    { why "pip install --target (from the pinned pip wheel) failed"; return 1; }
+    --no-input --root-user-action=ignore --target "$prefix/lib" "$@") ||
+    { why "pip install --target (from the pinned pip wheel) failed (see above)"; return 2; }
   # shellcheck disable=SC2016 # the wrapper expands these when it runs
   printf '#!/bin/sh\nPYTHONPATH=%s${PYTHONPATH:+:$PYTHONPATH} exec %s -m circleback "$@"\n' \
     "$(quote "$prefix/lib")" "$(quote "$python")" >"$bin_dir/circleback"
@@ -340,16 +340,36 @@ install_python_with_package_manager() {
     { why "the package manager's $("$python" --version 2>&1) is older than 3.10"; python=""; return 1; }
 }
 
+# 0: installed; 1: no installer could run here; 2: one ran and failed (no point in another:
+# the package, its hashes or the network is at fault, not the installer).
+try_installers() {
+  for installer in install_with_uv install_with_venv install_with_bootstrap_pip; do
+    _rc=0
+    "$installer" "$@" || _rc=$?
+    case $_rc in
+      0) return 0 ;;
+      1) ;;
+      *) return 2 ;;
+    esac
+  done
+  return 1
+}
+
 [ -n "$python" ] || find_python_reason
-if ! install_with_uv "$@" && ! install_with_venv "$@" && ! install_with_bootstrap_pip "$@"; then
-  if [ -z "$python" ] && install_python_with_package_manager; then
-    install_with_venv "$@" || install_with_bootstrap_pip "$@" ||
-      die 2 "could not install circleback $version:$reasons"
-  else
-    rm -rf "$prefix"
-    die 2 "could not install circleback $version. Tried:$reasons
+outcome=0
+try_installers "$@" || outcome=$?
+if [ "$outcome" = 1 ] && [ -z "$python" ] && install_python_with_package_manager; then
+  outcome=0
+  try_installers "$@" || outcome=$?
+fi
+if [ "$outcome" = 2 ]; then
+  rm -rf "$prefix"
+  die 3 "could not install circleback $version:$reasons
+The installer's own message is above. 'THESE PACKAGES DO NOT MATCH THE HASHES' means a downloaded file is not the one released: do not work around it; retry, and report it if it persists. A network error: retry the job."
+elif [ "$outcome" != 0 ]; then
+  rm -rf "$prefix"
+  die 2 "could not install circleback $version. Tried:$reasons
 Use an image with Python 3.10 or newer (such as the orb's default executor, cimg/python), or with uv; or put circleback $version in the image and set CIRCLEBACK_SKIP_INSTALL=1."
-  fi
 fi
 
 reports_version "$bin_dir/circleback" ||
