@@ -119,3 +119,11 @@ def test_rc012_no_default_with_an_environment_variable_is_used_in_a_key() -> Non
             if "$" in default and not default.endswith("$"):
                 keys = re.findall(r'"key": "([^"]*)"', text)
                 assert not [k for k in keys if f"parameters.{name}" in k], f"{path}: {name}"
+
+
+def test_the_default_executor_takes_a_resource_class() -> None:
+    executor = load(ORB_SRC / "executors" / "default.yml")
+    spec = executor["parameters"]["resource_class"]
+    assert spec["default"] == "small"
+    assert {"small", "medium", "arm.medium"} <= set(spec["enum"])
+    assert executor["resource_class"] == "<< parameters.resource_class >>"
