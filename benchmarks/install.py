@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, median
+from _common import HERE, ROOT, machine, median
 
 UV_TOOL = Path(tempfile.gettempdir()) / "circleback-bench-uv"
 _SIZES = """
@@ -268,11 +268,25 @@ def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+ORB_JOBS_RESULTS = HERE / "INSTALL.md"
+
+
 if __name__ == "__main__":
     import argparse
+    import datetime
 
-    parser = argparse.ArgumentParser(description="install seconds per orb job")
+    parser = argparse.ArgumentParser(
+        description="install seconds per orb job; writes benchmarks/INSTALL.md"
+    )
     parser.add_argument("--quick", action="store_true")
     figures = orb_jobs(parser.parse_args().quick)
+    taken = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ORB_JOBS_RESULTS.write_text(
+        "# Install seconds per orb job\n\n"
+        "`.venv/bin/python benchmarks/install.py` (needs the package index; a few minutes). "
+        f"Taken {taken} on {machine()}, a machine shared with other work: absolute "
+        "seconds vary run to run, the pip/uv ratio and the cold/warm gap less so.\n\n"
+        f"{orb_jobs_markdown(figures)}\n"
+    )
     print(json.dumps(figures, indent=2))
-    print(orb_jobs_markdown(figures))
+    print(f"wrote {ORB_JOBS_RESULTS}")
