@@ -107,10 +107,10 @@ fi
 exit 0
 """
 
-#: A python3 whose abilities the test chooses: FAKE_OLD_PYTHON, FAKE_NO_ENSUREPIP,
-#: FAKE_NO_VENV. It "creates" venvs whose python can "pip install" circleback, "downloads"
-#: the bootstrap pip wheel, runs pip from that wheel, and runs ``-m circleback`` from a
-#: --target install.
+#: A python3 whose abilities the test chooses: FAKE_OLD_PYTHON, FAKE_NO_PIP,
+#: FAKE_NO_ENSUREPIP, FAKE_NO_VENV. It "creates" venvs whose python can "pip install"
+#: circleback, "pip installs" into such a venv (--python), "downloads" the bootstrap pip
+#: wheel, runs pip from that wheel, and runs ``-m circleback`` from a --target install.
 FAKE_PYTHON3 = f"""#!/bin/sh
 {_RECORD}
 case "${{1:-}}" in
@@ -118,6 +118,7 @@ case "${{1:-}}" in
     case "$2" in
       *urllib*) [ -z "${{FAKE_DOWNLOAD_FAILS:-}}" ] || exit 1; : >"$5"; exit 0 ;;
       *ensurepip*) [ -z "${{FAKE_NO_ENSUREPIP:-}}${{FAKE_NO_VENV:-}}" ] || exit 1; exit 0 ;;
+      *"import sys, pip"*) [ -z "${{FAKE_NO_PIP:-}}" ] || exit 1; exit 0 ;;
       *"import venv"*) [ -z "${{FAKE_NO_VENV:-}}" ] || exit 1; exit 0 ;;
       *version_info*) [ -z "${{FAKE_OLD_PYTHON:-}}" ] || exit 1; exit 0 ;;
       *platform*) echo "${{FAKE_PYTHON_VERSION:-3.12.1}} /usr"; exit 0 ;;
@@ -131,6 +132,11 @@ case "${{1:-}}" in
       mkdir -p "$dir/bin"
       cp "$FAKE_VENV_PYTHON" "$dir/bin/python"
       exit 0
+    fi
+    if [ "${{2:-}}" = pip ] && [ "${{3:-}}" = --python ] && [ -z "${{FAKE_NO_PIP:-}}" ]; then
+      target=$4
+      shift 4
+      FAKE_CALLS=/dev/null exec "$target" -m pip "$@"
     fi
     if [ "${{2:-}}" = circleback ] && [ -f "${{PYTHONPATH%%:*}}/circleback-version" ]; then
       echo "circleback $(cat "${{PYTHONPATH%%:*}}/circleback-version")"

@@ -13,10 +13,11 @@
 # Honoured from the job's environment:
 #   CIRCLEBACK_SKIP_INSTALL=1   use the circleback already on PATH, whatever its version
 #
-# Order: a circleback on PATH that reports the version; a cached install; uv; python3 -m venv
-# (with pip from ensurepip, or from the pinned pip wheel when the image's Python has no
-# ensurepip); pip --target with the pinned pip wheel when Python has no venv module; as a last
-# resort python3 from apt-get or apk. The installed `circleback --version` is checked.
+# Order: a circleback on PATH that reports the version; a cached install; uv; a venv made
+# without pip and filled by the image's own pip; python3 -m venv (pip from ensurepip); a venv
+# filled by the pinned pip wheel when the image's Python has neither pip nor ensurepip; pip
+# --target with that wheel when Python has no venv module; as a last resort python3 from
+# apt-get or apk. The installed `circleback --version` is checked.
 # NB: this file is included into the orb, where CircleCI reads two '<' in a row as the
 # start of a parameter: never write one (no here-documents).
 set +x # never trace: a traced line may hold a secret (an inherited set -x or SHELLOPTS)
@@ -256,6 +257,21 @@ install_with_uv() {
   link_venv_cli
 }
 
+# The image's own pip (cimg/python has one) installs into a venv made without pip: that
+# skips ensurepip, which takes seconds on every cache miss. pip 22.3 added --python.
+install_with_system_pip() {
+  [ -n "$python" ] || return 1
+  "$python" -c 'import sys, pip; sys.exit(tuple(int(p) for p in pip.__version__.split(".")[:2]) < (22, 3))' \
+    >/dev/null 2>&1 || { why "$python: no pip 22.3 or newer of its own"; return 1; }
+  "$python" -c 'import venv' >/dev/null 2>&1 || { why "$python: no venv module"; return 1; }
+  echo "circleback: using $python -m venv --without-pip and $python -m pip"
+  "$python" -m venv --without-pip "$prefix/venv" || { why "$python -m venv --without-pip failed"; return 1; }
+  (compile_env && "$python" -m pip --python "$prefix/venv/bin/python" install --quiet --compile \
+    --disable-pip-version-check --no-input "$@") ||
+    { why "pip install failed (see above)"; return 2; }
+  link_venv_cli
+}
+
 install_with_venv() {
   [ -n "$python" ] || return 1
   "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
@@ -343,7 +359,7 @@ install_python_with_package_manager() {
 # 0: installed; 1: no installer could run here; 2: one ran and failed (no point in another:
 # the package, its hashes or the network is at fault, not the installer).
 try_installers() {
-  for installer in install_with_uv install_with_venv install_with_bootstrap_pip; do
+  for installer in install_with_uv install_with_system_pip install_with_venv install_with_bootstrap_pip; do
     _rc=0
     "$installer" "$@" || _rc=$?
     case $_rc in
