@@ -1033,3 +1033,13 @@ def test_install_stops_when_an_installer_ran_and_failed(sandbox: Sandbox) -> Non
     assert "DO NOT MATCH THE HASHES" in result.stderr
     assert not any("urllib" in " ".join(c) for c in result.calls_to("python3"))
     assert not (sandbox.home / ".cache" / "circleback" / "0.1.0").exists()
+
+
+def test_install_without_pins_needs_a_package(sandbox: Sandbox) -> None:
+    sandbox.remove_fake("circleback")
+
+    result = sandbox.run("install.sh", install_env(PARAM_PINS="", PARAM_VERSION="0.1.0"))
+
+    assert result.returncode == 2
+    assert "name no circleback release" in result.stderr
+    assert result.calls == []

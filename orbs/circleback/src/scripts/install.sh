@@ -118,6 +118,8 @@ case $package in
 esac
 if [ -n "$package" ]; then
   mode=package
+elif [ -z "$pinned" ]; then
+  die 2 "the orb's pins (PARAM_PINS) name no circleback release, so there is nothing to install by version; set the package parameter to where circleback $version comes from."
 elif [ "$version" != "$pinned" ]; then
   die 2 "this orb release pins circleback $pinned (hash-checked), not $version. To install $version, set the package parameter to where it comes from (e.g. circleback==$version, a wheel URL with #sha256=..., or a git URL); it is then not hash-checked by the orb."
 elif [ "$hashed" = true ]; then
