@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from circleback.client import CircleCIClient
     from circleback.relay.approve import FanIn
+    from circleback.relay.status import StatusReport
     from circleback.settings import Settings
 
 log = _logging.get_logger("circleback.cli", setup=lambda: _ensure_logging())
@@ -271,17 +272,36 @@ def trigger(
         parameters=parameters,
         definition_id=definition_id,
     )
-    if state_file is not None and state_file.exists():
-        from circleback.relay import read_state
+    known: list[str] = []
+    if state_file is not None:
+        from circleback.relay.records import check_writable, read_state
 
-        read_state(state_file)  # refuse a broken state file before creating anything
+        # Refuse a broken or unwritable state file before anything is created: finding
+        # out after B exists would lose B's record, and a rerun would start B twice.
+        check_writable(state_file, what="--state-file")
+        if state_file.exists():
+            known = [d.pipeline_id for d in read_state(state_file)]
     _bind(command="trigger", project_slug=project_slug, upstream_pipeline_id=upstream_pipeline_id)
     with _client() as client:
         record = run_trigger(
-            client, request, sleep=RUNTIME.sleep, clock=RUNTIME.clock, max_depth=max_depth
+            client,
+            request,
+            sleep=RUNTIME.sleep,
+            clock=RUNTIME.clock,
+            max_depth=max_depth,
+            known_pipeline_ids=known,
         )
     if state_file is not None:
-        record_downstream(state_file, record)
+        try:
+            record_downstream(state_file, record)
+        except (OSError, errors.ConfigurationError) as exc:
+            _echo(json.dumps(record.to_json()) if as_json else record.pipeline_id)
+            raise errors.CirclebackError(
+                f"Triggered {record.project_slug} #{record.number} ({record.pipeline_id}), "
+                f"but could not record it in {str(state_file)!r}: {exc}.",
+                hint="Do not rerun the trigger (it would start B again): pass "
+                f"--pipeline-id {record.pipeline_id} to status instead.",
+            ) from None
     if as_json:
         _print_json(record.to_json())
     else:
@@ -317,6 +337,15 @@ def approve(
             "the others (from A's record) are done too."
         ),
     ] = False,
+    downstream_pipeline_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CIRCLE_PIPELINE_ID",
+            show_envvar=False,
+            help="This (downstream) pipeline's id, whose link to the upstream must be "
+            "proven before anything is released [default: $CIRCLE_PIPELINE_ID].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Release the upstream pipeline's approval job (run this in the downstream pipeline)."""
@@ -340,6 +369,7 @@ def approve(
             job_name=job_name,
             workflow_name=workflow_name,
             fan_in=_fan_in() if fan_in else None,
+            downstream_pipeline_id=downstream_pipeline_id,
             sleep=RUNTIME.sleep,
             clock=RUNTIME.clock,
         )
@@ -399,12 +429,18 @@ def status(
         bool,
         typer.Option(help="When --timeout passes, cancel the downstream workflows still going."),
     ] = False,
+    require_job: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Fail unless a downstream job of this name ran and succeeded (repeatable); "
+            "catches jobs that ended not_run inside a successful workflow."
+        ),
+    ] = None,
 ) -> None:
     """Wait for the downstream pipeline(s) to finish; fail unless every workflow succeeded."""
-    from circleback._files import write_text_atomically
     from circleback.relay import read_state, wait_for_downstream
-    from circleback.relay.report import junit_xml, summary
-    from circleback.relay.status import downstream_from_id
+    from circleback.relay.records import check_writable
+    from circleback.relay.status import StatusTimeout, downstream_from_id
     from circleback.validation import parse_uuid
 
     seconds = parse_duration(timeout)
@@ -416,8 +452,16 @@ def status(
     records = read_state(state_file) if state_file is not None else []
     if pipeline_id is not None:
         parse_uuid(pipeline_id, what="pipeline id")
+    required = [n.strip() for n in require_job or []]
+    if any(not n for n in required):
+        raise errors.ConfigurationError(
+            "--require-job is empty.", hint="Name a job of the downstream pipeline."
+        )
+    if junit is not None:
+        check_writable(junit, what="--junit")  # before a wait of up to --timeout
     _bind(command="status", pipeline_id=pipeline_id)
     with _client(seconds=seconds + CANCEL_SECONDS) as client:
+        so_far: StatusReport | None = None
         try:
             # --timeout holds inside a request too: a server that answers one byte at a
             # time is cut off at the deadline, not at the end of its answer.
@@ -425,9 +469,16 @@ def status(
                 if pipeline_id is not None:
                     records = [downstream_from_id(client, pipeline_id)]
                 report = wait_for_downstream(
-                    client, records, timeout=seconds, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+                    client,
+                    records,
+                    timeout=seconds,
+                    sleep=RUNTIME.sleep,
+                    clock=RUNTIME.clock,
+                    required_jobs=required,
                 )
         except (errors.WaitTimeout, errors.DeadlinePassed) as caught:
+            if isinstance(caught, StatusTimeout):
+                so_far = caught.report
             exc = (
                 caught
                 if isinstance(caught, errors.WaitTimeout)
@@ -442,15 +493,33 @@ def status(
                     if canceled
                     else " Nothing downstream was still running to cancel."
                 )
+            if so_far is not None:
+                _report_status(so_far, junit, as_json)
             raise exc from None
-    if junit is not None:
-        write_text_atomically(junit, junit_xml(report))
+    _report_status(report, junit, as_json)
+    if not report.succeeded:
+        failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
+        failed += [f"required job {r.name}" for r in report.required if not r.succeeded]
+        raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
+
+
+def _report_status(report: StatusReport, junit: Path | None, as_json: bool) -> None:
+    """Summary, JSON and JUnit; a JUnit file that cannot be written is reported, never
+    allowed to hide the result or change the exit code."""
+    from circleback._files import write_text_atomically
+    from circleback.relay.report import junit_xml, summary
+
     _echo(summary(report), err=True)
     if as_json:
         _print_json(report.to_json())
-    if not report.succeeded:
-        failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
-        raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
+    if junit is not None:
+        try:
+            write_text_atomically(junit, _redact.redact(junit_xml(report)))
+        except OSError as exc:
+            log.error(
+                f"could not write the JUnit report to {str(junit)!r}: {exc.strerror or exc}",
+                extra={"hint": "The result above stands; fix the --junit path for next time."},
+            )
 
 
 # -- beyond the tutorial: sweep, trace -----------------------------------------------------
@@ -493,7 +562,7 @@ def sweep(
     names = [n for n in (job_name or [DEFAULT_JOB_NAME]) if n.strip()]
     _bind(command="sweep", project_slug=slug)
     with _client() as client:
-        findings = run_sweep(
+        result = run_sweep(
             client,
             slug,
             job_names=names,
@@ -501,16 +570,26 @@ def sweep(
             cancel=cancel,
             dry_run=dry_run,
             max_pipelines=max_pipelines,
+            sleep=RUNTIME.sleep,
         )
-    for f in findings:
+    for f in result.findings:
         log.info(
             f"{f.action.value}: {slug} #{f.pipeline_number} {f.workflow_name} "
             f"({', '.join(f.holds)}): {f.reason}"
         )
-    if not findings:
+    for problem in result.problems:
+        log.warning(f"could not look: {problem}")
+    if not result.findings and not result.problems:
         log.info("no workflow of this project is held by a circleback hold")
     if as_json:
-        _print_json({"project_slug": slug, "findings": [f.to_json() for f in findings]})
+        _print_json(result.to_json(slug))
+    if not result.complete:
+        raise errors.CirclebackError(
+            "The sweep could not judge everything: see the findings marked could_not_judge "
+            "and the problems above. It carried on with the rest.",
+            hint="Run the sweep again once CircleCI answers; nothing it could not judge "
+            "was released.",
+        )
 
 
 @app.command()
@@ -563,9 +642,20 @@ def emulator(
         typer.Option(help="A token the emulator accepts (repeatable; none: any token)."),
     ] = None,
     page_size: Annotated[int, typer.Option(help="Items per page on list endpoints.")] = 20,
+    creation_delay: Annotated[
+        float, typer.Option(help="Seconds a triggered pipeline stays pending.")
+    ] = 0.0,
+    workflow_delay: Annotated[
+        float, typer.Option(help="Seconds more before its workflows appear.")
+    ] = 0.0,
+    switch: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=VALUE: a behaviour variant (see docs/emulator.md)."),
+    ] = None,
 ) -> None:
     """Serve the local CircleCI API emulator; prints its base URL on the first line."""
     from circleback.emulator.server import serve
+    from circleback.emulator.switches import Switches, parse_assignment
 
     projects: dict[str, Path] = {}
     for item in project or []:
@@ -578,7 +668,25 @@ def emulator(
         projects[slug] = Path(path)
     if page_size < 1:
         raise errors.ConfigurationError("--page-size must be at least 1.")
-    serve(host=host, port=port, projects=projects, tokens=list(token or []), page_size=page_size)
+    changes: dict[str, object] = {
+        "creation_delay": creation_delay,
+        "workflow_delay": workflow_delay,
+    }
+    try:
+        changes.update(parse_assignment(item) for item in switch or [])
+        Switches().updated(changes)
+    except ValueError as exc:
+        raise errors.ConfigurationError(
+            f"Bad emulator switch: {exc}.", hint="See docs/emulator.md for the switches."
+        ) from None
+    serve(
+        host=host,
+        port=port,
+        projects=projects,
+        tokens=list(token or []),
+        page_size=page_size,
+        switches=changes,
+    )
 
 
 @app.command()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import json
 import os
 import re
 import secrets
@@ -43,7 +44,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,8 +52,8 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from circleback._version import __version__
-from circleback.emulator.core import Emulator
 from circleback.emulator.server import EmulatorServer, make_server
+from circleback.emulator.service import Emulator
 from circleback.emulator.state import EmulatorError, JobRun
 from circleback.emulator.steps import JobPlan, PlanError, PlannedStep, plan_job
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OUTPUT_LIMIT",
+    "DEFAULT_SHELL",
     "DEFAULT_STEP_TIMEOUT",
     "JobRecord",
     "LocalCircleCI",
@@ -69,6 +71,10 @@ __all__ = [
     "run_locally",
 ]
 
+#: How each ``run`` step is started, before the script's path: CircleCI's default shell
+#: where bash exists. ``("busybox", "sh", "-eo", "pipefail")`` runs steps as CircleCI does on
+#: Alpine, which has no bash (and whose sh never reads ``$BASH_ENV``).
+DEFAULT_SHELL: tuple[str, ...] = ("bash", "-eo", "pipefail")
 #: Seconds a step may run before it is killed and fails (CircleCI's own limit is hours;
 #: locally a hung step should fail a test quickly instead).
 DEFAULT_STEP_TIMEOUT = 120.0
@@ -166,7 +172,8 @@ class LocalExecutor:
     step of matching jobs exit 1. ``env`` is added to every job, as project environment
     variables are. ``before_step`` is called in the job's thread before each step that runs
     (tests use it to act while a job is running). Without ``work_dir`` the jobs' files live
-    in a temporary directory that :meth:`close` removes.
+    in a temporary directory that :meth:`close` removes. ``shell`` is the program and flags
+    each ``run`` step's script is given to (default :data:`DEFAULT_SHELL`).
     """
 
     def __init__(
@@ -180,15 +187,19 @@ class LocalExecutor:
         work_dir: Path | None = None,
         before_step: Callable[[JobRun, StepRecord], None] | None = None,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        shell: Sequence[str] = DEFAULT_SHELL,
     ) -> None:
         from circleback.orbpack import find_orb_src, pack_orb
 
         if not token:
             raise ValueError("token must not be empty: the orb's scripts refuse to run without")
-        bash = shutil.which("bash")
-        if bash is None:
-            raise RuntimeError("bash was not found on PATH; the local executor runs steps in bash")
-        self._bash = bash
+        program = shutil.which(shell[0]) if shell else None
+        if program is None:
+            raise RuntimeError(
+                f"{shell[0] if shell else 'no shell'!s} was not found on PATH; the local "
+                "executor runs every step in it"
+            )
+        self._shell = (program, *shell[1:])
         self._token = token
         self._orb = pack_orb(orb_src if orb_src is not None else find_orb_src())
         self._fail_jobs = fail_jobs
@@ -210,6 +221,7 @@ class LocalExecutor:
         self._records: list[JobRecord] = []
         self._threads: list[threading.Thread] = []
         self._processes: set[subprocess.Popen[bytes]] = set()
+        self._continuation_keys: dict[str, str] = {}
         self._workspace_lock = threading.Lock()
         self._closed = threading.Event()
         self._notes = self._install_notes()
@@ -246,6 +258,8 @@ class LocalExecutor:
         )
         with self._cond:
             self._records.append(record)
+            if run.continuation_key is not None:
+                self._continuation_keys[run.job_id] = run.continuation_key
             if self._closed.is_set():
                 record.status = "canceled"
                 record.notes.append("the executor was closed before the job could run")
@@ -455,7 +469,7 @@ class LocalExecutor:
             cwd = job.resolve(str(planned.args["working_directory"]))
             cwd.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
-            [self._bash, "-eo", "pipefail", str(script)],
+            [*self._shell, str(script)],
             cwd=cwd,
             env=step_env,
             stdin=subprocess.DEVNULL,
@@ -527,6 +541,8 @@ class LocalExecutor:
                 at.mkdir(parents=True, exist_ok=True)
                 shutil.copytree(job.workspace, at, dirs_exist_ok=True)
             return f"attached the workspace at {at}\n"
+        if planned.kind == "continuation":
+            return self._continue(record, planned, job)
         kind = "test-results" if planned.kind == "store_test_results" else "artifacts"
         source = job.resolve(_required(args, "path", planned.kind))
         if not source.exists():
@@ -546,6 +562,33 @@ class LocalExecutor:
         with self._cond:
             (record.test_results if kind == "test-results" else record.artifacts).extend(files)
         return "".join(f"stored {p.relative_to(job.directory)}\n" for p in files)
+
+    def _continue(self, record: JobRecord, planned: PlannedStep, job: _JobFiles) -> str:
+        """The continuation orb's ``continue``/``finish``: ``POST /pipeline/continue`` with
+        the job's ``CIRCLE_CONTINUATION_KEY``, the config file and the parameters (a JSON
+        object, or the path of a file holding one)."""
+        assert self._emulator is not None
+        key = self._continuation_keys.get(record.job_id)
+        if not key:
+            raise _StepFailed("no CIRCLE_CONTINUATION_KEY: this job is not in a setup workflow")
+        args = planned.args
+        if args.get("finish"):
+            configuration = '{"version": 2.1, "workflows": {}}'
+            parameters: Any = {}
+        else:
+            path = job.resolve(str(args["configuration_path"]))
+            try:
+                configuration = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise _StepFailed(f"cannot read {path}: {exc.strerror}") from None
+            parameters = _continuation_parameters(args.get("parameters"), job)
+        try:
+            self._emulator.continue_pipeline(key, configuration, parameters)
+        except EmulatorError as exc:
+            raise _StepFailed(
+                f"POST /pipeline/continue answered {exc.status}: {exc.message}"
+            ) from None
+        return "continued the pipeline\n" if not args.get("finish") else "finished setup\n"
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -579,6 +622,8 @@ class LocalExecutor:
             "CIRCLEBACK_HOST": self._host,
             "CIRCLE_TOKEN": self._token,
         }
+        if run.continuation_key is not None:
+            env["CIRCLE_CONTINUATION_KEY"] = run.continuation_key
         if run.tag is not None:
             env["CIRCLE_TAG"] = run.tag
         else:
@@ -592,11 +637,8 @@ class LocalExecutor:
     def _install_notes(self) -> tuple[str, ...]:
         """If the orb pins another version than this circleback, its install step would
         download that one: tell it to use ours instead (and say so in every record)."""
-        try:
-            pinned = self._orb["commands"]["install"]["parameters"]["version"]["default"]
-        except (KeyError, TypeError):
-            return ()
-        if str(pinned) == __version__:
+        pinned = _pinned_version(self._orb)
+        if pinned is None or pinned == __version__:
             return ()
         return (
             f"the orb pins circleback {pinned} but this is {__version__}: "
@@ -622,6 +664,24 @@ class LocalExecutor:
     def _add_step(self, record: JobRecord, step: StepRecord) -> None:
         with self._cond:
             record.steps.append(step)
+
+
+def _pinned_version(orb: Mapping[str, Any]) -> str | None:
+    """The circleback version the packed orb's install step pins (its ``PARAM_PINS``, the
+    orb's scripts/pins.txt), or None when the orb has no such step."""
+    try:
+        steps = orb["commands"]["install"]["steps"]
+    except (KeyError, TypeError):
+        return None
+    for step in steps:
+        run = step.get("run") if isinstance(step, dict) else None
+        pins = (
+            (run or {}).get("environment", {}).get("PARAM_PINS") if isinstance(run, dict) else None
+        )
+        if isinstance(pins, str):
+            found = re.search(r"(?m)^circleback==([^\s\\;]+)", pins)
+            return found.group(1) if found else None
+    return None
 
 
 class _StepFailed(Exception):
@@ -705,6 +765,24 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _continuation_parameters(raw: Any, job: _JobFiles) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    text = str(raw or "{}").strip()
+    if not text.startswith("{"):
+        try:
+            text = job.resolve(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise _StepFailed(f"cannot read the parameters file {text}: {exc.strerror}") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise _StepFailed("parameters is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise _StepFailed("parameters is not a JSON object")
+    return value
 
 
 def _required(args: Mapping[str, Any], key: str, kind: str) -> str:
@@ -792,16 +870,24 @@ def run_locally(
     *,
     token: str | None = None,
     host: str = "127.0.0.1",
+    switches: Mapping[str, Any] | None = None,
     **executor_options: Any,
 ) -> Iterator[LocalCircleCI]:
     """Serve an emulator for ``projects`` on a free loopback port with an executor attached.
 
-    ``executor_options`` go to :class:`LocalExecutor`. On exit the executor is closed (its
-    running steps killed) and the server shut down.
+    ``switches`` go to the :class:`Emulator` (its behaviour variants and creation delays,
+    which the server's ticker honours in real time); ``executor_options`` go to
+    :class:`LocalExecutor`. On exit the executor is closed (its running steps killed) and
+    the server shut down.
     """
     token = token or secrets.token_hex(16)
     with LocalExecutor(token=token, **executor_options) as executor:
-        emulator = Emulator(projects=projects, tokens=(token,), on_job_start=executor.on_job_start)
+        emulator = Emulator(
+            projects=projects,
+            tokens=(token,),
+            on_job_start=executor.on_job_start,
+            switches=switches,
+        )
         with make_server(emulator, host=host) as server:
             executor.bind(emulator, server.url)
             try:

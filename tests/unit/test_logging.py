@@ -53,8 +53,9 @@ def _finished_b(world: World) -> tuple[str, str]:
 
 
 def test_events_carry_the_command_and_its_pipeline_ids(world: World) -> None:
-    a, _ = _finished_b(world)
+    a, b = _finished_b(world)
     approve = ["approve", "--pipeline-id", a, "--allow-project", "gh/acme/*"]
+    approve += ["--downstream-pipeline-id", b]
     assert _run(world, *approve)[0] == 0
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
         code, _, _ = _run(world, *approve)
@@ -171,12 +172,14 @@ def test_the_library_is_silent_unless_configured() -> None:
 
 
 def test_structlog_is_left_as_found_after_a_cli_run(world: World) -> None:
-    a, _ = _finished_b(world)
-    _run(world, "approve", "--pipeline-id", a, "--allow-project", "gh/acme/*")
+    a, b = _finished_b(world)
+    code, _, err = _run(
+        world, "approve", "--pipeline-id", a, "--allow-project", A, "--downstream-pipeline-id", b
+    )
+    assert code == 0, err
     assert structlog.get_config()["processors"] == structlog.get_config()["processors"][:]
     assert not any(
         p is _logging.redact or isinstance(p, _logging._Renderer)
         for p in structlog.get_config()["processors"]
     )
     assert structlog.contextvars.get_contextvars() == {}
-    assert A == "gh/acme/a"
