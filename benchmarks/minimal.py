@@ -7,7 +7,7 @@ write it (plain imports, no start-up tricks) and with none of circleback's check
 or error handling. ``benchmarks/side_by_side.py`` runs it beside circleback.
 
     python benchmarks/minimal.py trigger gh/acme/b UPSTREAM_ID STATE_FILE
-    python benchmarks/minimal.py approve UPSTREAM_ID
+    python benchmarks/minimal.py approve UPSTREAM_ID DOWNSTREAM_ID
     python benchmarks/minimal.py status STATE_FILE
 """
 
@@ -49,6 +49,7 @@ class Job(BaseModel):
     name: str
     type: str
     status: str
+    job_number: int | None = None
     approval_request_id: str | None = None
 
 
@@ -78,16 +79,22 @@ def trigger(project_slug: str, upstream_pipeline_id: str, state_file: Path) -> N
 
 
 @app.command()
-def approve(upstream_pipeline_id: str) -> None:
+def approve(upstream_pipeline_id: str, downstream_pipeline_id: str) -> None:
     with client() as http:
         page = Page.model_validate(http.get(f"/pipeline/{upstream_pipeline_id}/workflow").json())
         workflow = Workflow.model_validate(page.items[0])
         jobs = Page.model_validate(http.get(f"/workflow/{workflow.id}/job").json())
-        hold = next(
-            job
-            for job in (Job.model_validate(item) for item in jobs.items)
-            if job.name == "wait-for-triggered-pipeline"
-        )
+        listed = [Job.model_validate(item) for item in jobs.items]
+        hold = next(job for job in listed if job.name == "wait-for-triggered-pipeline")
+        # The proof of the link, as circleback reads it: A's record among the artifacts of
+        # A's finished jobs, then B's compiled config carrying A's id.
+        slug = "gh/acme/a"
+        for job in listed:
+            if job.type == "build" and job.job_number is not None:
+                http.get(f"/project/{slug}/{job.job_number}/artifacts").json()
+        config = http.get(f"/pipeline/{downstream_pipeline_id}/config").json()
+        if upstream_pipeline_id not in json.dumps(config):
+            raise typer.Exit(3)
         http.post(f"/workflow/{workflow.id}/approve/{hold.approval_request_id or hold.id}")
     log.info("approved", workflow_id=workflow.id)
 

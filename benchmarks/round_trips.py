@@ -7,6 +7,7 @@ the tutorial's curl + jq over loopback, against the same emulator.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -66,7 +67,8 @@ def case(page_size: int, upstream: str, tmp: Path) -> list[dict[str, Any]]:
         t, _ = _count(world, lambda: _tutorial(host, "trigger", tmp, PIPELINE_ID=a_pid))
         row("trigger", n, t)
 
-        approve = ["approve", "--pipeline-id", a_pid, *ALLOW]
+        b_pid = json.loads(state.read_text())["downstream"][0]["pipeline_id"]
+        approve = ["approve", "--pipeline-id", a_pid, *ALLOW, "--downstream-pipeline-id", b_pid]
         n, code = _count(world, lambda: run_cli_in_process(world, approve, env))
         assert code == 0, "circleback approve failed"
         assert world.hold_status(a_pid) == "success", "circleback approve released nothing"
@@ -76,12 +78,10 @@ def case(page_size: int, upstream: str, tmp: Path) -> list[dict[str, Any]]:
         row("approve", n, t, released)
 
         a3 = world.upstream_on_hold(upstream)
-        n, code = _count(
-            world,
-            lambda: run_cli_in_process(
-                world, ["approve", "--pipeline-id", a3, *ALLOW, "--workflow-name", "main"], env
-            ),
-        )
+        b3 = world.trigger(B, **{"triggering-pipeline-id": a3})
+        by_name = ["approve", "--pipeline-id", a3, *ALLOW, "--workflow-name", "main"]
+        by_name += ["--downstream-pipeline-id", b3]
+        n, code = _count(world, lambda: run_cli_in_process(world, by_name, env))
         assert code == 0, "circleback approve --workflow-name failed"
         row("approve --workflow-name main", n, None)
 

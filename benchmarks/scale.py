@@ -4,7 +4,9 @@ Approve: A's pipeline has 50 workflows; the oldest holds N jobs with the hold la
 page size 20. The emulator runs in its own process (``circleback emulator``) so that this
 process's peak memory (tracemalloc, during approve only) is circleback's alone. Requests
 come from the emulator's request log; the minimum is what any correct client must read:
-every page of workflows (3), every job page of the hold's workflow, and the approval.
+every page of workflows (3), every job page of the hold's workflow, the proof that B is
+the pipeline A triggered (B's compiled config; the hold here requires no job, so no job
+of A can hold A's record), and the approval.
 
 Status: 20 and 100 finished downstream pipelines, every request delayed 50 ms; one poll,
 with the pool bounded to 1 (sequential) and at its default, in the same run. The minimum
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import CIRCLEBACK, PROJECTS, TOKEN, World, alternate, cli_env, median
+from _common import CIRCLEBACK, PROJECTS, TOKEN, B, World, alternate, cli_env, median
 
 WORKFLOWS = 50
 SIZES = (200, 500, 1000, 2000)
@@ -62,15 +64,18 @@ class _Remote:
         self.url = self.proc.stdout.readline().strip()
         self.http = httpx.Client(base_url=self.url, headers={"Circle-Token": TOKEN}, timeout=60)
 
-    def on_hold(self, slug: str, finish_sides: bool) -> str:
+    def on_hold(self, slug: str, finish_sides: bool) -> tuple[str, str]:
+        """A pipeline of ``slug`` on its hold, and the B it triggered (setup requests cleared)."""
         pid = self.http.post(f"/api/v2/project/{slug}/pipeline", json={"branch": "main"})
         pipeline_id = str(pid.json()["id"])
         if finish_sides:
             for _ in range(WORKFLOWS - 1):
                 body = {"project_slug": slug, "job_name": "lint", "status": "success"}
                 self.http.post("/_emulator/jobs/finish", json={**body, "pipeline_id": pipeline_id})
+        body_b = {"branch": "main", "parameters": {"triggering-pipeline-id": pipeline_id}}
+        b = self.http.post(f"/api/v2/project/{B}/pipeline", json=body_b).json()["id"]
         self.http.delete("/_emulator/requests")
-        return pipeline_id
+        return pipeline_id, str(b)
 
     def requests(self) -> int:
         return len(self.http.get("/_emulator/requests").json()["items"])
@@ -81,12 +86,15 @@ class _Remote:
         self.proc.wait(timeout=10)
 
 
-def _approve(url: str, pipeline_id: str) -> None:
+def _approve(url: str, pair: tuple[str, str]) -> None:
     from circleback.client import CircleCIClient
     from circleback.relay import Outcome, approve
 
+    pipeline_id, downstream = pair
     with CircleCIClient(token=TOKEN, host=url) as client:
-        result = approve(client, pipeline_id, allow_projects=["gh/acme/*"])
+        result = approve(
+            client, pipeline_id, allow_projects=["gh/acme/*"], downstream_pipeline_id=downstream
+        )
     assert result.outcome is Outcome.APPROVED, result
 
 
@@ -98,7 +106,7 @@ def approve_at_scale(sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
             path = Path(tmp) / f"a{n}.yml"
             path.write_text(_config(n))
             projects[f"gh/acme/a{n}"] = path
-        remote = _Remote(projects)
+        remote = _Remote({**projects, B: PROJECTS[B]})
         try:
             cases = [(n, True) for n in sizes] + [(sizes[-1], False)]
             for n, finish_sides in cases:
@@ -120,7 +128,8 @@ def approve_at_scale(sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
                     {
                         "jobs": n,
                         "job_pages": -(-n // 20),
-                        "minimum_requests": WORKFLOW_PAGES + -(-n // 20) + 1,
+                        # + B's compiled config (the proof of the link) + the approval.
+                        "minimum_requests": WORKFLOW_PAGES + -(-n // 20) + 2,
                         "other_workflows": "finished" if finish_sides else "running",
                         "requests": requests,
                         "seconds": median(times),
@@ -203,9 +212,10 @@ def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
         )
     lines += [
         "",
-        "With A's other workflows finished, requests are the minimum: every page of "
-        "workflows, the hold's job pages, one approval. While they still run (last row), "
-        "each costs one job list first, since any of them could hold the job on hold. Memory "
+        "Above the minimum, approve reads the artifacts of every build job of the hold's "
+        "workflow that has started, looking for A's trigger record (one request per job); "
+        "only the jobs the hold depends on can hold it. While A's other workflows still run "
+        "(last row), each also costs one job list first. Memory "
         "does not follow the jobs: they are streamed a page at a time and the search stops "
         "at the hold. The peak's small growth from 200 to 2,000 jobs is bounded caches "
         "filling up (urllib.parse keeps the last 128 URLs it split; httpx's URL parsing); "

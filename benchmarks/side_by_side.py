@@ -104,18 +104,23 @@ def run(quick: bool = False) -> dict[str, Any]:
             def trig_m(latency: int = latency) -> float:
                 return runner.minimal("trigger", latency, B, a_pid, str(tmp / "trig-m.json"))
 
+            def linked_pair() -> tuple[str, str]:
+                """A on its hold, and the B it triggered (B's config carries A's id)."""
+                upstream = world.upstream_on_hold(A)
+                return upstream, world.trigger(B, **{"triggering-pipeline-id": upstream})
+
             def appr_m(latency: int = latency) -> float:
-                return runner.minimal("approve", latency, world.upstream_on_hold(A))
+                return runner.minimal("approve", latency, *linked_pair())
 
             def appr_t(latency: int = latency) -> float:
                 upstream = world.upstream_on_hold(A)
                 return runner.tutorial("approve", latency, TRIGGERING_PIPELINE_ID=upstream)
 
             def appr_c(latency: int = latency, before: bool = False) -> float:
-                upstream = world.upstream_on_hold(A)
+                upstream, downstream = linked_pair()
                 return runner.circleback(
                     "approve", latency, "--pipeline-id", upstream, "--allow-project", "gh/acme/*",
-                    before=before,
+                    "--downstream-pipeline-id", downstream, before=before,
                 )  # fmt: skip
 
             record = world.finished_downstream(a_pid)
