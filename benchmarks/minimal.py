@@ -69,10 +69,15 @@ def client() -> httpx.Client:
 @app.command()
 def trigger(project_slug: str, upstream_pipeline_id: str, state_file: Path) -> None:
     with client() as http:
+        # As circleback: A's pipeline and config (the chain guard), the trigger, then B's
+        # pipeline, config (does it use the parameter?) and workflows (created at all?).
         Pipeline.model_validate(http.get(f"/pipeline/{upstream_pipeline_id}").json())
+        http.get(f"/pipeline/{upstream_pipeline_id}/config").json()
         body = {"branch": "main", "parameters": {"triggering-pipeline-id": upstream_pipeline_id}}
         created = http.post(f"/project/{project_slug}/pipeline", json=body).json()
         pipeline = Pipeline.model_validate(http.get(f"/pipeline/{created['id']}").json())
+        http.get(f"/pipeline/{pipeline.id}/config").json()
+        Page.model_validate(http.get(f"/pipeline/{pipeline.id}/workflow").json())
     record = {"project_slug": project_slug, "pipeline_id": pipeline.id, "number": pipeline.number}
     state_file.write_text(json.dumps({"version": 1, "downstream": [record]}))
     log.info("triggered", pipeline_id=pipeline.id)
@@ -104,7 +109,9 @@ def status(state_file: Path) -> None:
     record = json.loads(state_file.read_text())["downstream"][0]
     with client() as http:
         page = Page.model_validate(http.get(f"/pipeline/{record['pipeline_id']}/workflow").json())
-    workflows = [Workflow.model_validate(item) for item in page.items]
+        workflows = [Workflow.model_validate(item) for item in page.items]
+        for workflow in workflows:  # as circleback: each workflow's jobs, for the report
+            Page.model_validate(http.get(f"/workflow/{workflow.id}/job").json())
     if not all(w.status == "success" for w in workflows):
         raise typer.Exit(1)
     log.info("downstream succeeded", pipeline_id=record["pipeline_id"])
