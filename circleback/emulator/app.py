@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from circleback.emulator import shapes
+from circleback.emulator import shapes, webhooks
 from circleback.emulator.faults import Fault, FaultSignal, fault_from_json
 from circleback.emulator.state import EmulatorError, State, iso
 
@@ -171,6 +171,10 @@ class WSGIApp:
     ):
         seg = [unquote(s) for s in raw]
         n = len(seg)
+        if seg and seg[0] == "webhook" and n <= 2:
+            return self._webhook_routes(seg), seg
+        if n == 4 and seg[0] == "project" and seg[-1] != "pipeline":
+            return {"GET": self._get_project}, ["/".join(seg[1:])]
         if n >= 2 and seg[0] == "project":
             if n == 6 and seg[4:] == ["pipeline", "run"]:
                 return {"POST": self._trigger_run}, seg[1:4]
@@ -200,6 +204,25 @@ class WSGIApp:
         return None
 
     # Each handler takes (path args, query, environ) and returns (status, body, headers).
+
+    def _webhook_routes(
+        self, seg: list[str]
+    ) -> dict[str, Callable[[list[str], dict[str, list[str]], Any], Reply]]:
+        """``/webhook`` and ``/webhook/{id}`` (circleback.emulator.webhooks)."""
+
+        def handler(method: str) -> Callable[[list[str], dict[str, list[str]], Any], Reply]:
+            def run(args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
+                body = _json_body(environ) if method == "POST" else None
+                return (*webhooks.api(self._emu, method, args, query, body), [])
+
+            return run
+
+        methods = ("GET", "POST") if len(seg) == 1 else ("GET", "DELETE")
+        return {m: handler(m) for m in methods}
+
+    def _get_project(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
+        """``GET /project/{slug}`` (getProjectBySlug): what ``webhook install`` needs."""
+        return (*webhooks.get_project(self._emu, args[0]), [])
 
     def _trigger(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
         """``POST /project/{slug}/pipeline`` (triggerPipeline): 201 PipelineCreation."""

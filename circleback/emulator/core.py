@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from circleback.emulator import shapes
 from circleback.emulator.faults import DEFAULT_SLOW_SECONDS, Fault, FaultKind
 from circleback.emulator.state import EmulatorError, JobRun, State
+from circleback.emulator.webhooks import Delivery, WebhookHub
 
 if TYPE_CHECKING:
     import httpx
@@ -65,6 +66,8 @@ class Emulator:
         self.set_page_size(page_size)
         self._ci_skip = False
         self._app = WSGIApp(self)
+        #: Outbound webhooks (registered through ``POST /webhook``); see its module.
+        self.webhooks = WebhookHub(self)
 
     # -- public surface ----------------------------------------------------------------------
 
@@ -193,6 +196,7 @@ class Emulator:
             self._log.clear()
             self._page_size = self._initial_page_size
             self._ci_skip = False
+            self.webhooks.reset()
 
     def state_dump(self) -> dict[str, Any]:
         """Projects, pipelines (with their parameters), workflows and jobs, as JSON data."""
@@ -224,11 +228,16 @@ class Emulator:
 
     def locked(self, action: Callable[[State], _T]) -> _T:
         """Run ``action`` on the state under the lock, then announce started jobs unlocked."""
-        with self._lock:
-            try:
-                result = action(self._state)
-            finally:
-                started = self._state.drain_started()
+        events: list[Delivery] = []
+        try:
+            with self._lock:
+                try:
+                    result = action(self._state)
+                finally:
+                    started = self._state.drain_started()
+                    events = self.webhooks.collect(self._state)
+        finally:
+            self.webhooks.send(events)  # outside the lock: receivers call the API back
         if self._on_job_start is not None:
             for run in started:
                 try:

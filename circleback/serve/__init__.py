@@ -1,0 +1,9 @@
+"""``circleback serve``: release A from B's own CircleCI webhook, with no callback job in B.
+
+- :mod:`circleback.serve.signature`: ``circleci-signature`` verification (HMAC-SHA256).
+- :mod:`circleback.serve.receiver`: what one delivery makes the receiver do (no state).
+- :mod:`circleback.serve.evidence`: what the API says about B and A (completion, link).
+- :mod:`circleback.serve.app`: the Starlette ASGI app, served by uvicorn.
+
+Starlette and uvicorn are needed only here: install ``circleback[serve]``.
+"""

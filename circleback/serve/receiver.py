@@ -1,0 +1,207 @@
+"""What one verified webhook delivery makes the receiver do: usually nothing, or release A.
+
+The event is a hint and nothing more. Its status is never read: B is re-read from the API,
+and A's hold is released only when the API shows that B is done (the completion rule in
+``circleback.serve.evidence``), that B's pipeline names A as its upstream, that A's own
+trigger record names B (both directions: a forged ``triggering-pipeline-id`` cannot pass),
+that A's project is on the allow-list, and that every other pipeline A recorded is done
+too. The release itself is ``approve``'s: approval jobs only, by name, idempotent.
+
+Nothing is remembered between deliveries, so duplicates and replays cost a few reads and
+change nothing, and any number of replicas may serve the same URL: the last
+``workflow-completed`` of B is the one that finds B done and releases A.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from circleback import errors
+from circleback.client import CircleCIClient
+from circleback.relay.approve import DEFAULT_JOB_NAME, Outcome, approve, project_allowed
+from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER
+from circleback.serve import evidence
+from circleback.validation import parse_uuid
+
+logger = logging.getLogger("circleback.serve")
+
+#: The event that can release A; ``job-completed`` is accepted and ignored.
+WORKFLOW_COMPLETED = "workflow-completed"
+JOB_COMPLETED = "job-completed"
+
+
+class Verdict(str, enum.Enum):
+    """What the receiver made of a delivery; each maps to one HTTP answer."""
+
+    RELEASED = "released"
+    """A's hold was released by this delivery."""
+    ALREADY_RELEASED = "already_released"
+    """Nothing left to do: released before (a duplicate, a replay), or A moved on."""
+    WAITING = "waiting"
+    """B (or a sibling A also waits for) is not done; a later event will finish it."""
+    IGNORED = "ignored"
+    """Not an event that concerns circleback (another event type, an untriggered B)."""
+    REFUSED = "refused"
+    """Evidence failed: off the allow-list, no proven link, a payload that lies."""
+    RETRY = "retry"
+    """Could not decide now (API error, A's hold not reached yet): deliver again later."""
+
+
+#: The HTTP status for each verdict: 2xx ends CircleCI's retries, 503 asks for another try.
+HTTP_STATUS = {
+    Verdict.RELEASED: 200,
+    Verdict.ALREADY_RELEASED: 200,
+    Verdict.WAITING: 202,
+    Verdict.IGNORED: 200,
+    Verdict.REFUSED: 200,
+    Verdict.RETRY: 503,
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Who may be released, by what: the receiver's configuration."""
+
+    allow_projects: tuple[str, ...]
+    """Upstream (A) projects whose holds may be released, as for ``approve``."""
+    downstream_projects: tuple[str, ...] = ()
+    """Downstream (B) projects whose events are considered; empty: any signed event."""
+    job_name: str = DEFAULT_JOB_NAME
+    """A's approval job."""
+    callback_parameter: str = DEFAULT_CALLBACK_PARAMETER
+    """The pipeline parameter B declares for A's id."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict, why, and what it concerned (for the answer body and the log)."""
+
+    verdict: Verdict
+    reason: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict.value, "reason": self.reason, **self.details}
+
+
+def handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
+    """Decide and act on one delivery whose signature was already verified."""
+    try:
+        return _handle(client, event, rules)
+    except errors.ConfigurationError as exc:
+        # A bad id in a signed payload, or A off the allow-list (approve's own check).
+        return Decision(Verdict.REFUSED, exc.message)
+    except errors.NotFound as exc:
+        return Decision(Verdict.IGNORED, exc.message)
+    except (errors.PermissionDenied, errors.AuthenticationError) as exc:
+        # The receiver's token cannot see B or A: say so loudly; retrying will not help.
+        logger.error("the receiver's token cannot read this", extra={"why": exc.message})
+        return Decision(Verdict.REFUSED, exc.message)
+    except errors.CirclebackError as exc:
+        return Decision(Verdict.RETRY, exc.message)
+
+
+def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
+    if not isinstance(event, dict):
+        return Decision(Verdict.IGNORED, "the payload is not a JSON object")
+    kind = event.get("type")
+    if kind != WORKFLOW_COMPLETED:
+        return Decision(Verdict.IGNORED, f"{str(kind)[:40]!r} events do not release holds")
+    pipeline_part = event.get("pipeline")
+    project_part = event.get("project")
+    raw_id = pipeline_part.get("id") if isinstance(pipeline_part, dict) else None
+    claimed_slug = project_part.get("slug") if isinstance(project_part, dict) else None
+    if not isinstance(raw_id, str) or not isinstance(claimed_slug, str):
+        return Decision(Verdict.IGNORED, "the payload names no pipeline id or project slug")
+    b_id = parse_uuid(raw_id, what="pipeline id in the payload")
+    if rules.downstream_projects and not project_allowed(claimed_slug, rules.downstream_projects):
+        return Decision(
+            Verdict.REFUSED, f"events of {claimed_slug[:100]} are not accepted here (see --from)"
+        )
+    # From here on only the API is believed.
+    b = client.get_pipeline(b_id)
+    details = {"downstream": f"{b.project_slug} #{b.number}", "downstream_pipeline_id": b.id}
+    if "*" in claimed_slug or not project_allowed(b.project_slug, [claimed_slug]):
+        return Decision(
+            Verdict.REFUSED,
+            f"the payload says {claimed_slug[:100]}, the API says pipeline {b.id} is of "
+            f"{b.project_slug}",
+            details,
+        )
+    if rules.downstream_projects and not project_allowed(b.project_slug, rules.downstream_projects):
+        return Decision(Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details)
+    upstream = evidence.claimed_upstream(b, rules.callback_parameter)
+    if upstream is None:
+        return Decision(Verdict.IGNORED, "this pipeline was not triggered by circleback", details)
+    a_id = parse_uuid(upstream, what="upstream pipeline id")
+    details = {**details, "upstream_pipeline_id": a_id}
+    done = evidence.completion(client, b)
+    if not done.done:
+        return Decision(Verdict.WAITING, f"not done yet: {done.why}", details)
+    a = client.get_pipeline(a_id)
+    details = {**details, "upstream": f"{a.project_slug} #{a.number}"}
+    if not project_allowed(a.project_slug, rules.allow_projects):
+        return Decision(
+            Verdict.REFUSED,
+            f"the upstream project {a.project_slug} is not on the allow-list",
+            details,
+        )
+    records = evidence.downstream_records(client, a_id)
+    if not any(r.pipeline_id == b.id for r in records):
+        return Decision(
+            Verdict.REFUSED,
+            f"{a.project_slug} #{a.number} has no trigger record naming this pipeline: the "
+            "link is not proven",
+            details,
+        )
+    pending = _pending_siblings(client, b.id, records)
+    if pending:
+        return Decision(Verdict.WAITING, f"A also waits for {', '.join(pending)}", details)
+    return _release(client, a_id, rules, details)
+
+
+def _pending_siblings(client: CircleCIClient, own_id: str, records: Sequence[Any]) -> list[str]:
+    """Other pipelines A recorded that are not done yet: the last one to finish releases."""
+    pending: list[str] = []
+    for record in records:
+        if record.pipeline_id == own_id:
+            continue
+        sibling = client.get_pipeline(record.pipeline_id)
+        state = evidence.completion(client, sibling)
+        if not state.done:
+            pending.append(f"{record.project_slug} #{record.number} ({state.why})")
+    return pending
+
+
+def _release(
+    client: CircleCIClient, a_id: str, rules: Rules, details: Mapping[str, str]
+) -> Decision:
+    """``approve``'s release, without waiting: the webhook must be answered within seconds."""
+    try:
+        result = approve(
+            client,
+            a_id,
+            allow_projects=rules.allow_projects,
+            job_name=rules.job_name,
+            hold_wait=0.0,
+            sleep=_never_sleep,
+        )
+    except errors.NotFound as exc:
+        return Decision(Verdict.ALREADY_RELEASED, exc.message, details)
+    if result.outcome is Outcome.APPROVED:
+        logger.info("released the upstream hold", extra=dict(details))
+        return Decision(Verdict.RELEASED, f"released {rules.job_name}", details)
+    reason = result.warnings[0] if result.warnings else result.outcome.value
+    return Decision(Verdict.ALREADY_RELEASED, reason, details)
+
+
+def _never_sleep(seconds: float) -> None:  # pragma: no cover - hold_wait=0 never sleeps
+    raise errors.CirclebackError("A's hold was not reached yet.")

@@ -1,0 +1,118 @@
+"""The receiver releases A from B's webhook, once, and only when the API says B is done."""
+
+from __future__ import annotations
+
+from tests.webhook.world import B, World
+
+
+def test_b_done_releases_a_through_the_emulators_own_webhook(world: World) -> None:
+    world.install_webhook()
+    a_id, b_id = world.a_triggers_b()
+    world.emu.finish_job_by_name(B, "lint", "success", pipeline_id=b_id)
+    world.settle()
+    assert world.hold(a_id) == "on_hold"  # B's other workflow still runs
+
+    world.finish_b(b_id)
+    world.settle()
+    assert world.hold(a_id) == "success"
+    answers = [d.body.get("verdict") for d in world.emu.webhooks.deliveries]
+    assert answers == ["waiting", "released"]
+    assert world.approvals() == 1
+
+
+def test_nothing_is_released_while_b_still_runs(world: World) -> None:
+    world.install_webhook()
+    a_id, b_id = world.a_triggers_b()
+    world.emu.finish_job_by_name(B, "lint", "success", pipeline_id=b_id)
+    world.settle()
+
+    assert world.hold(a_id) == "on_hold"
+    assert [d.body.get("verdict") for d in world.emu.webhooks.deliveries] == ["waiting"]
+
+
+def test_duplicate_deliveries_release_once(world: World) -> None:
+    world.emu.webhooks.duplicates = True
+    world.install_webhook()
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+    world.settle()
+
+    assert world.hold(a_id) == "success"
+    verdicts = [d.body.get("verdict") for d in world.emu.webhooks.deliveries]
+    assert verdicts.count("released") == 1
+    assert verdicts[-1] == "already_released"
+    assert world.approvals() == 1
+
+
+def test_a_failed_b_still_releases_a(world: World) -> None:
+    world.install_webhook()
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id, "failed")
+    world.settle()
+
+    assert world.hold(a_id) == "success"
+
+
+def test_b_canceled_as_a_whole_releases_a_at_once(world: World) -> None:
+    world.install_webhook()
+    a_id, b_id = world.a_triggers_b()
+    for wf in world.workflows(b_id):
+        assert world.api.post(f"/workflow/{wf['id']}/cancel").status_code == 202
+    world.settle()
+
+    assert world.hold(a_id) == "success"
+    statuses = {w["status"] for w in world.workflows(b_id)}
+    assert statuses == {"canceled"}
+
+
+def test_a_waits_for_every_pipeline_it_recorded(world: World) -> None:
+    world.install_webhook()
+    a_id, b1 = world.a_triggers_b()
+    b2 = world.trigger(B, **{"triggering-pipeline-id": a_id})
+    world.record("gh/acme/a", a_id, [b1, b2])
+    world.finish_b(b1)
+    world.settle()
+    assert world.hold(a_id) == "on_hold"
+    assert "A also waits for gh/acme/b #2" in world.emu.webhooks.deliveries[-1].body["reason"]
+
+    world.finish_b(b2)
+    world.settle()
+    assert world.hold(a_id) == "success"
+
+
+def test_job_completed_events_are_ignored(world: World) -> None:
+    world.install_webhook()
+    hook = world.emu.webhooks.in_scope(world.client.get_project_id(B))[0]
+    hook.events = ("job-completed",)
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+    world.settle()
+
+    assert world.hold(a_id) == "on_hold"
+    deliveries = world.emu.webhooks.deliveries
+    assert deliveries
+    assert {d.event_type for d in deliveries} == {"job-completed"}
+    assert {d.body["verdict"] for d in deliveries} == {"ignored"}
+
+
+def test_a_hold_not_reached_yet_asks_circleci_to_deliver_again(world: World) -> None:
+    world.install_webhook()
+    a_id = world.trigger("gh/acme/a")
+    world.emu.finish_job_by_name("gh/acme/a", "build", "success", pipeline_id=a_id)
+    b_id = world.trigger(B, **{"triggering-pipeline-id": a_id})
+    world.record("gh/acme/a", a_id, [b_id])
+    world.emu.webhooks.attempts = 2
+    world.finish_b(b_id)  # A's trigger job is still running: its hold is blocked
+    world.settle()
+
+    last = world.emu.webhooks.deliveries[-2:]
+    assert [(d.attempt, d.status) for d in last] == [(1, 503), (2, 503)]
+    assert world.hold(a_id) == "blocked"
+
+
+def test_health_endpoint_answers_without_the_api(world: World) -> None:
+    before = len(world.emu.request_log)
+    answer = world.receiver.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ok"
+    assert len(world.emu.request_log) == before
