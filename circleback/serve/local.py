@@ -75,3 +75,21 @@ def _wait_started(server: object, timeout: float) -> str:
             return f"http://127.0.0.1:{port}"
         time.sleep(0.01)
     raise RuntimeError("the receiver did not start in time")
+
+
+def wait_settled(local: LocalCircleCI, timeout: float) -> bool:
+    """Wait until no job runs and no webhook is in flight, twice in a row.
+
+    A delivery can start a job (releasing A starts its check), and a job can cause a
+    delivery: so both are waited for until a round finds neither busy.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    hub = local.emulator.webhooks
+    while True:
+        left = deadline - time.monotonic()
+        if not (local.executor.wait_idle(max(left, 0)) and hub.wait_idle(max(left, 0))):
+            return False
+        if local.executor.wait_idle(0) and hub.wait_idle(0):
+            return True

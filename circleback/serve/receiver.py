@@ -22,6 +22,7 @@ from typing import Any
 
 from circleback import errors
 from circleback.client import CircleCIClient
+from circleback.models import JobStatus
 from circleback.relay.approve import DEFAULT_JOB_NAME, Outcome, approve, project_allowed
 from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER
 from circleback.serve import evidence
@@ -29,6 +30,8 @@ from circleback.validation import parse_uuid
 
 logger = logging.getLogger("circleback.serve")
 
+#: A hold job's statuses before A's jobs ahead of it have finished.
+_NOT_REACHED = frozenset({JobStatus.BLOCKED, JobStatus.QUEUED, JobStatus.NOT_RUNNING})
 #: The event that can release A; ``job-completed`` is accepted and ignored.
 WORKFLOW_COMPLETED = "workflow-completed"
 JOB_COMPLETED = "job-completed"
@@ -156,6 +159,11 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
         )
     records = evidence.downstream_records(client, a_id)
     if not any(r.pipeline_id == b.id for r in records):
+        if _hold_not_reached(client, a_id, rules.job_name):
+            # A fast B can finish before A's trigger job has stored its record.
+            return Decision(
+                Verdict.RETRY, "A's trigger record is not stored yet (A's hold not reached)"
+            )
         return Decision(
             Verdict.REFUSED,
             f"{a.project_slug} #{a.number} has no trigger record naming this pipeline: the "
@@ -166,6 +174,17 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     if pending:
         return Decision(Verdict.WAITING, f"A also waits for {', '.join(pending)}", details)
     return _release(client, a_id, rules, details)
+
+
+def _hold_not_reached(client: CircleCIClient, a_id: str, job_name: str) -> bool:
+    """True while a workflow of A still goes and its hold job has not started yet."""
+    for workflow in client.list_pipeline_workflows(a_id):
+        if workflow.is_final:
+            continue
+        for job in client.list_workflow_jobs(workflow.id):
+            if job.name == job_name and job.status in _NOT_REACHED:
+                return True
+    return False
 
 
 def _pending_siblings(client: CircleCIClient, own_id: str, records: Sequence[Any]) -> list[str]:
