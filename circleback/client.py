@@ -23,7 +23,15 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from circleback import _core, errors
 from circleback._core import DEFAULT_RETRY, RetryPolicy, Safety
 from circleback._version import __version__
-from circleback.models import Artifact, Job, Pipeline, PipelineCreation, Webhook, Workflow
+from circleback.models import (
+    Artifact,
+    Job,
+    Pipeline,
+    PipelineConfig,
+    PipelineCreation,
+    Webhook,
+    Workflow,
+)
 from circleback.settings import DEFAULT_HOST, Settings, api_base_url
 from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid, segment
 
@@ -175,6 +183,20 @@ class CircleCIClient:
         """One pipeline (``getPipelineById``); it lists no workflows."""
         pid = parse_uuid(pipeline_id, what="pipeline id")
         return self._call("GET", f"/pipeline/{segment(pid)}", _model(Pipeline, f"pipeline {pid}"))
+
+    def get_pipeline_config(self, pipeline_id: str) -> PipelineConfig:
+        """A pipeline's source and compiled config (``getPipelineConfigById``).
+
+        The compiled text is the one public place where a parameter's value can be read
+        back (``trigger_parameters`` does not carry them): ``circleback.relay.link``
+        proves who triggered whom from it.
+        """
+        pid = parse_uuid(pipeline_id, what="pipeline id")
+        return self._call(
+            "GET",
+            f"/pipeline/{segment(pid)}/config",
+            _model(PipelineConfig, f"the config of pipeline {pid}"),
+        )
 
     def list_project_pipelines(
         self, project_slug: str, *, branch: str | None = None
