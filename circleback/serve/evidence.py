@@ -1,8 +1,12 @@
-"""What the receiver asks the API about B and A: is B done, who triggered it, is that proven.
+"""What the receiver asks the API about B and A: is B done, who may have triggered it.
 
-Thin adapters over the relay, kept in one place so that the shared completion rule
-(``circleback.relay.completion``) and the link proof (``circleback.relay.link``) replace
-them here and nowhere else.
+The completion rule is ``circleback.relay.completion``'s and the link proof is
+``circleback.relay.link``'s, the same ones ``status``, ``approve`` and ``sweep`` use; this
+module only adds what a webhook needs on top: finding A from B alone. CircleCI's payload
+never carries B's parameters, so A's id is looked for where ``circleback.relay.link``
+reads it: in B's compiled config (every pipeline id substituted into it). Those ids are
+candidates, never proof: a candidate is acted on only after ``judge_approval`` says the
+link is proven.
 """
 
 from __future__ import annotations
@@ -10,10 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from circleback.client import CircleCIClient
-from circleback.models import FINAL_WORKFLOW_STATUSES, Pipeline, PipelineState, Workflow
+from circleback.models import Pipeline
+from circleback.relay import completion as rule
 from circleback.relay.chain import callback_value
 from circleback.relay.discovery import downstream_of
-from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER, Downstream
+from circleback.relay.link import ConfigEvidence, Link, judge_approval, read_config_evidence
+from circleback.relay.records import Downstream
+
+#: Upstream candidates looked at per event; a config substituting more ids than this is
+#: not one circleback wrote.
+MAX_CANDIDATES = 4
 
 
 @dataclass(frozen=True)
@@ -25,40 +35,39 @@ class Completion:
 
 
 def completion(client: CircleCIClient, pipeline: Pipeline) -> Completion:
-    """The completion rule: done when errored, or ``created`` with every live workflow final.
-
-    A pipeline still in setup (dynamic config between its setup workflow and the
-    continuation) is ``setup``/``pending``: not done. Of same-named workflows only the
-    newest (a rerun) counts. A status this code does not know is *not* final.
-    """
-    if pipeline.state == PipelineState.ERRORED:
-        return Completion(True, "errored")
-    if pipeline.state != PipelineState.CREATED:
-        return Completion(False, f"the pipeline is {pipeline.state}")
-    workflows = list(client.list_pipeline_workflows(pipeline.id))
-    if not workflows:
-        return Completion(False, "no workflows yet")
-    active = [w for w in _newest_by_name(workflows) if w.status not in FINAL_WORKFLOW_STATUSES]
-    if active:
-        return Completion(False, ", ".join(f"{w.name} is {w.status}" for w in active))
-    return Completion(True, "every workflow is final")
+    """The shared completion rule, one look, no memory (an event follows a workflow)."""
+    verdict = rule.judge(pipeline.state, list(client.list_pipeline_workflows(pipeline.id)))
+    return Completion(verdict.done, verdict.reason or verdict.phase.value)
 
 
-def _newest_by_name(workflows: list[Workflow]) -> list[Workflow]:
-    newest: dict[str, Workflow] = {}
-    for wf in workflows:
-        if wf.name not in newest or wf.created_at > newest[wf.name].created_at:
-            newest[wf.name] = wf
-    return list(newest.values())
+@dataclass(frozen=True)
+class Candidates:
+    """Pipeline ids B may have been triggered by, and the config evidence they came from."""
+
+    ids: tuple[str, ...]
+    evidence: ConfigEvidence
 
 
-def claimed_upstream(
-    pipeline: Pipeline, callback_parameter: str = DEFAULT_CALLBACK_PARAMETER
-) -> str | None:
-    """The upstream pipeline id B claims to come from; a claim only, never proof."""
-    return callback_value(pipeline, callback_parameter)
+def upstream_candidates(
+    client: CircleCIClient, pipeline: Pipeline, callback_parameter: str
+) -> Candidates:
+    """Ids substituted into B's compiled config, then the one ``trigger_parameters`` names
+    where a CircleCI still returns it: hints to be proven, never proof."""
+    evidence = read_config_evidence(client, pipeline.id)
+    ids = sorted(evidence.carried)
+    claimed = callback_value(pipeline, callback_parameter)
+    if claimed and claimed.lower() not in ids:
+        ids.append(claimed.lower())
+    return Candidates(tuple(ids[:MAX_CANDIDATES]), evidence)
 
 
 def downstream_records(client: CircleCIClient, upstream_id: str) -> list[Downstream]:
     """What A recorded that it triggered (its ``circleback/downstream.json`` artifacts)."""
     return downstream_of(client, upstream_id)
+
+
+def prove(
+    upstream_id: str, downstream_id: str, records: list[Downstream], evidence: ConfigEvidence
+) -> Link:
+    """``approve``'s rule: A's record lists B, or B carries A's id and A's record is silent."""
+    return judge_approval(upstream_id, downstream_id, records, evidence)

@@ -22,9 +22,9 @@ from typing import Any
 
 from circleback import errors
 from circleback.client import CircleCIClient
-from circleback.models import JobStatus
+from circleback.models import JobStatus, Pipeline
 from circleback.relay.approve import DEFAULT_JOB_NAME, Outcome, approve, project_allowed
-from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER
+from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER, Downstream
 from circleback.serve import evidence
 from circleback.validation import parse_uuid
 
@@ -141,39 +141,59 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
         )
     if rules.downstream_projects and not project_allowed(b.project_slug, rules.downstream_projects):
         return Decision(Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details)
-    upstream = evidence.claimed_upstream(b, rules.callback_parameter)
-    if upstream is None:
-        return Decision(Verdict.IGNORED, "this pipeline was not triggered by circleback", details)
-    a_id = parse_uuid(upstream, what="upstream pipeline id")
-    details = {**details, "upstream_pipeline_id": a_id}
+    candidates = evidence.upstream_candidates(client, b, rules.callback_parameter)
+    if not candidates.ids:
+        why = f" ({candidates.evidence.why})" if not candidates.evidence.readable else ""
+        return Decision(Verdict.IGNORED, f"this pipeline names no upstream pipeline{why}", details)
     done = evidence.completion(client, b)
     if not done.done:
         return Decision(Verdict.WAITING, f"not done yet: {done.why}", details)
-    a = client.get_pipeline(a_id)
-    details = {**details, "upstream": f"{a.project_slug} #{a.number}"}
-    if not project_allowed(a.project_slug, rules.allow_projects):
-        return Decision(
-            Verdict.REFUSED,
-            f"the upstream project {a.project_slug} is not on the allow-list",
-            details,
-        )
-    records = evidence.downstream_records(client, a_id)
-    if not any(r.pipeline_id == b.id for r in records):
-        if _hold_not_reached(client, a_id, rules.job_name):
-            # A fast B can finish before A's trigger job has stored its record.
-            return Decision(
-                Verdict.RETRY, "A's trigger record is not stored yet (A's hold not reached)"
-            )
-        return Decision(
-            Verdict.REFUSED,
-            f"{a.project_slug} #{a.number} has no trigger record naming this pipeline: the "
-            "link is not proven",
-            details,
-        )
+    found = _upstream(client, b.id, candidates, rules)
+    if isinstance(found, Decision):
+        return Decision(found.verdict, found.reason, {**details, **found.details})
+    a, records = found
+    details = {**details, "upstream_pipeline_id": a.id}
+    details["upstream"] = f"{a.project_slug} #{a.number}"
     pending = _pending_siblings(client, b.id, records)
     if pending:
         return Decision(Verdict.WAITING, f"A also waits for {', '.join(pending)}", details)
-    return _release(client, a_id, rules, details)
+    return _release(client, a.id, rules, details)
+
+
+def _upstream(
+    client: CircleCIClient, b_id: str, candidates: evidence.Candidates, rules: Rules
+) -> tuple[Pipeline, list[Downstream]] | Decision:
+    """The first candidate that is a pipeline, on the allow-list, with a proven link to B."""
+    first_failure: Decision | None = None
+    for candidate in candidates.ids:
+        try:
+            a = client.get_pipeline(candidate)
+        except errors.NotFound:
+            continue  # an id in B's config that is not a pipeline (or not visible)
+        where = {"upstream_pipeline_id": a.id, "upstream": f"{a.project_slug} #{a.number}"}
+        if not project_allowed(a.project_slug, rules.allow_projects):
+            failure = Decision(
+                Verdict.REFUSED,
+                f"the upstream project {a.project_slug} is not on the allow-list",
+                where,
+            )
+        else:
+            records = evidence.downstream_records(client, a.id)
+            link = evidence.prove(a.id, b_id, records, candidates.evidence)
+            if link.proven:
+                return a, records
+            if _hold_not_reached(client, a.id, rules.job_name):
+                # A fast B can finish before A's trigger job has stored its record.
+                return Decision(
+                    Verdict.RETRY,
+                    "A's trigger record is not stored yet (A's hold not reached)",
+                    where,
+                )
+            failure = Decision(Verdict.REFUSED, f"the link is not proven: {link.reason}", where)
+        first_failure = first_failure or failure
+    return first_failure or Decision(
+        Verdict.IGNORED, "no upstream pipeline named by this pipeline could be read"
+    )
 
 
 def _hold_not_reached(client: CircleCIClient, a_id: str, job_name: str) -> bool:
