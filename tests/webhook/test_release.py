@@ -116,3 +116,39 @@ def test_health_endpoint_answers_without_the_api(world: World) -> None:
     assert answer.status_code == 200
     assert answer.json()["status"] == "ok"
     assert len(world.emu.request_log) == before
+
+
+def test_each_delivery_is_one_structured_log_line_without_secrets(world: World) -> None:
+    import io
+    import json
+    import logging
+
+    from circleback import _logging
+    from tests.webhook.world import SECRET, TOKEN
+
+    root = logging.getLogger("circleback")
+    saved = (list(root.handlers), root.level, root.propagate)
+    stream = io.StringIO()
+    _logging.configure(verbose=False, json_format=True, secrets=[TOKEN, SECRET], stream=stream)
+    try:
+        world.install_webhook()
+        a_id, b_id = world.a_triggers_b()
+        world.finish_b(b_id)
+        world.settle()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        root.propagate = saved[2]
+
+    assert world.hold(a_id) == "success"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    released = [e for e in lines if e.get("verdict") == "released"]
+    assert len(released) == 1
+    entry = released[0]
+    assert entry["logger"] == "circleback.serve"
+    assert entry["downstream_pipeline_id"] == b_id
+    assert entry["upstream_pipeline_id"] == a_id
+    assert entry["event_type"] == "workflow-completed"
+    assert entry["event_id"]
+    assert SECRET not in stream.getvalue()
+    assert TOKEN not in stream.getvalue()
