@@ -558,7 +558,8 @@ def serve(
         str, typer.Option(help="The parameter the downstream config declares for A's id.")
     ] = "triggering-pipeline-id",
     budget: Annotated[
-        float, typer.Option(help="Seconds before a delivery is answered 202 (CircleCI waits 10).")
+        float,
+        typer.Option(help="Seconds before a slow delivery is answered 503 (CircleCI waits 10s)."),
     ] = 8.0,
 ) -> None:
     """Release upstream holds from downstream projects' CircleCI webhooks (no callback job).

@@ -173,8 +173,9 @@ class WSGIApp:
         n = len(seg)
         if seg and seg[0] == "webhook" and n <= 2:
             return self._webhook_routes(seg), seg
-        if n == 4 and seg[0] == "project" and seg[-1] != "pipeline":
-            return {"GET": self._get_project}, ["/".join(seg[1:])]
+        slug = "/".join(seg[1:])
+        if seg and seg[0] == "project" and slug.count("/") == 2 and seg[-1] != "pipeline":
+            return {"GET": self._get_project}, [slug]
         if n >= 2 and seg[0] == "project":
             if n == 6 and seg[4:] == ["pipeline", "run"]:
                 return {"POST": self._trigger_run}, seg[1:4]

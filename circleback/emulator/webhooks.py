@@ -78,7 +78,7 @@ def project_json(slug: str) -> dict[str, Any]:
         "organization_id": organization_id(slug),
         "vcs_info": {
             "vcs_url": f"https://github.com/{org}/{name}",
-            "provider": _PROVIDERS.get(vcs, "github").capitalize(),
+            "provider": "Bitbucket" if _PROVIDERS.get(vcs) == "bitbucket" else "GitHub",
             "default_branch": "main",
         },
     }

@@ -3,8 +3,9 @@
 Each delivery is answered within ``budget`` seconds, well inside the 10 s after which
 CircleCI counts a delivery as failed and sends it again (CircleCI docs, "Outbound
 webhooks"). The API work runs in a worker thread; when it takes longer than the budget the
-answer is 202 and the work finishes on its own (it is idempotent; the sweep is the net if
-this process dies meanwhile). Answers: 401 for a missing or wrong signature, 400 for a body
+answer is 503, so CircleCI delivers again, and the work goes on meanwhile: both are
+idempotent, and the redelivery covers this process dying (or, as a function, being frozen)
+before the work ends. Answers: 401 for a missing or wrong signature, 400 for a body
 that is not JSON, 413 for an oversized body, otherwise the verdict's status (see
 ``circleback.serve.receiver.HTTP_STATUS``): 503 asks CircleCI to deliver again later.
 """
@@ -30,7 +31,7 @@ from circleback.serve.receiver import Decision, Rules, handle
 
 logger = logging.getLogger("circleback.serve")
 
-#: Seconds before a delivery is answered 202 while its work goes on (CircleCI waits 10 s).
+#: Seconds before a delivery is answered 503 while its work goes on (CircleCI waits 10 s).
 DEFAULT_BUDGET = 8.0
 #: Deliveries are a few kilobytes; anything much larger is not CircleCI's.
 MAX_BODY = 1 << 20
@@ -85,11 +86,13 @@ def create_app(
         try:
             decision: Decision = await asyncio.wait_for(asyncio.shield(work), budget)
         except asyncio.TimeoutError:
-            logger.info("still working when the answer was due; finishing", extra=context)
+            # Asking for the delivery again is safe (the release is idempotent) and covers
+            # this process dying, or being frozen (a function), before the work ends.
+            logger.warning("still working when the answer was due", extra=context)
             work.add_done_callback(lambda done: _log_late(done, context))
             return JSONResponse(
-                {"verdict": "accepted", "reason": "still working; the release is idempotent"},
-                status_code=202,
+                {"verdict": "retry", "reason": "still working; deliver again (idempotent)"},
+                status_code=503,
             )
         _log(decision, context)
         return JSONResponse(decision.to_json(), status_code=decision.http_status)

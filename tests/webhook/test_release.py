@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.webhook.world import B, World
+import pytest
+
+from tests.webhook.world import B, Receiver, World
 
 
 def test_b_done_releases_a_through_the_emulators_own_webhook(world: World) -> None:
@@ -152,3 +154,30 @@ def test_each_delivery_is_one_structured_log_line_without_secrets(world: World) 
     assert entry["event_id"]
     assert SECRET not in stream.getvalue()
     assert TOKEN not in stream.getvalue()
+
+
+def test_a_delivery_still_working_when_its_answer_is_due_asks_for_another(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from circleback.serve import app as app_module
+    from circleback.serve.receiver import Decision, Verdict
+
+    release = threading.Event()
+
+    def slow(client: object, event: object, rules: object) -> Decision:
+        # Ends well after the 10 ms budget (the answer cannot wait for it); the test's
+        # client shuts its event loop down only once this thread has ended.
+        release.wait(1.0)
+        return Decision(Verdict.IGNORED, "done late")
+
+    monkeypatch.setattr(app_module, "handle", slow)
+    app = app_module.create_app(
+        client=world.client, rules=world.rules, secrets=world.secrets, budget=0.01
+    )
+    world.receiver = Receiver(app)
+    answer = world.post({"type": "workflow-completed"})
+
+    assert answer.status_code == 503
+    assert answer.json()["verdict"] == "retry"
