@@ -566,6 +566,9 @@ def serve(
 
     Signing secrets: CIRCLEBACK_WEBHOOK_SECRETS (comma-separated, for rotation).
     """
+    from circleback.serve import require_extra
+
+    require_extra()
     from circleback.relay.approve import parse_allow_patterns
     from circleback.serve.receiver import Rules
     from circleback.serve.server import RECEIVER_RETRY

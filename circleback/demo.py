@@ -86,6 +86,10 @@ def run_demo(
 
     try:
         examples = find_examples()
+        if webhook:
+            from circleback.serve import require_extra
+
+            require_extra()
     except errors.ConfigurationError as exc:
         say(f"circleback demo: {exc.message}\n  hint: {exc.hint}")
         return exc.exit_code

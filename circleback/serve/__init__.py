@@ -7,3 +7,17 @@
 
 Starlette and uvicorn are needed only here: install ``circleback[serve]``.
 """
+
+from circleback import errors
+
+
+def require_extra() -> None:
+    """Fail with a clear message when Starlette or uvicorn is missing (exit 2, no traceback)."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise errors.ConfigurationError(
+            f"The webhook receiver needs the 'serve' extra ({exc.name} is not installed).",
+            hint="pip install 'circleback[serve]'",
+        ) from None

@@ -139,3 +139,30 @@ def test_serve_refuses_to_start_without_secrets_or_allow_list(
 
     bad_budget = cli("serve", "--allow-project", "gh/acme/*", "--budget", "12")
     assert bad_budget.code == 2
+
+
+def test_serve_without_the_extra_says_how_to_install_it(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    result = cli("serve", "--allow-project", "gh/acme/*")
+
+    assert result.code == 2
+    assert "circleback[serve]" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_demo_webhook_without_the_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import sys
+
+    from circleback.demo import run_demo
+
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    out = io.StringIO()
+    assert run_demo(webhook=True, out=out) == 2
+    assert "circleback[serve]" in out.getvalue()
