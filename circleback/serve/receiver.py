@@ -103,7 +103,11 @@ def handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
         # A bad id in a signed payload, or A off the allow-list (approve's own check).
         return Decision(Verdict.REFUSED, exc.message)
     except errors.NotFound as exc:
-        return Decision(Verdict.IGNORED, exc.message)
+        # The ids came signed from CircleCI: a 404 is most likely a token that cannot see
+        # the project (CircleCI answers 404, not 403), so it is logged as a warning.
+        return Decision(
+            Verdict.REFUSED, f"{exc.message} (can the receiver's token see this project?)"
+        )
     except (errors.PermissionDenied, errors.AuthenticationError) as exc:
         # The receiver's token cannot see B or A: say so loudly; retrying will not help.
         logger.error("the receiver's token cannot read this", extra={"why": exc.message})

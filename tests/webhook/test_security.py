@@ -188,3 +188,18 @@ def test_rotation_accepts_every_configured_secret() -> None:
     assert not verify(body, sign(body, "older"), ["old", "new"])
     assert not verify(body, sign(body, "new"), [])
     assert verify(body, "v2=abc, " + sign(body, "new"), ["new"])
+
+
+def test_an_event_for_a_pipeline_the_token_cannot_see_is_refused_with_a_hint(
+    world: World,
+) -> None:
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+    event = event_for(world, b_id)
+    event["pipeline"]["id"] = "00000000-0000-4000-8000-000000000000"
+
+    answer = world.post(event)
+
+    assert answer.json()["verdict"] == "refused"
+    assert "token" in answer.json()["reason"]
+    assert world.hold(a_id) == "on_hold"
