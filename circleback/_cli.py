@@ -482,9 +482,20 @@ def emulator(
         typer.Option(help="A token the emulator accepts (repeatable; none: any token)."),
     ] = None,
     page_size: Annotated[int, typer.Option(help="Items per page on list endpoints.")] = 20,
+    creation_delay: Annotated[
+        float, typer.Option(help="Seconds a triggered pipeline stays pending.")
+    ] = 0.0,
+    workflow_delay: Annotated[
+        float, typer.Option(help="Seconds more before its workflows appear.")
+    ] = 0.0,
+    switch: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=VALUE: a behaviour variant (see docs/emulator.md)."),
+    ] = None,
 ) -> None:
     """Serve the local CircleCI API emulator; prints its base URL on the first line."""
     from circleback.emulator.server import serve
+    from circleback.emulator.switches import Switches, parse_assignment
 
     projects: dict[str, Path] = {}
     for item in project or []:
@@ -497,7 +508,25 @@ def emulator(
         projects[slug] = Path(path)
     if page_size < 1:
         raise errors.ConfigurationError("--page-size must be at least 1.")
-    serve(host=host, port=port, projects=projects, tokens=list(token or []), page_size=page_size)
+    changes: dict[str, object] = {
+        "creation_delay": creation_delay,
+        "workflow_delay": workflow_delay,
+    }
+    try:
+        changes.update(parse_assignment(item) for item in switch or [])
+        Switches().updated(changes)
+    except ValueError as exc:
+        raise errors.ConfigurationError(
+            f"Bad emulator switch: {exc}.", hint="See docs/emulator.md for the switches."
+        ) from None
+    serve(
+        host=host,
+        port=port,
+        projects=projects,
+        tokens=list(token or []),
+        page_size=page_size,
+        switches=changes,
+    )
 
 
 @app.command()

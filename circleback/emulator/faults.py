@@ -38,6 +38,8 @@ FaultKind = Literal[
     "lost_response",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+#: What a ``Retry-After`` value may hold: visible ASCII and spaces, nothing that ends a line.
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,200}")
 #: How long a ``slow`` response is held on a real socket: longer than any client timeout.
 DEFAULT_SLOW_SECONDS = 30.0
 
@@ -66,6 +68,11 @@ class Fault:
             raise ValueError("count must be at least 1 (or null for every request)")
         if self.latency_ms < 0 or self.seconds < 0:
             raise ValueError("latency_ms and seconds cannot be negative")
+        if self.retry_after is not None and not _HEADER_VALUE.fullmatch(self.retry_after):
+            # A CR or LF here would let the fault write headers of its own (injection).
+            raise ValueError(
+                "retry_after must be printable text without control characters, such as 3 or a date"
+            )
         self.method = self.method.upper()
         self._pattern = re.compile(self.path)
 

@@ -43,7 +43,7 @@ from circleback.emulator.state import JOB_FINAL, EmulatorError, State, iso
 if TYPE_CHECKING:
     import httpx
 
-    from circleback.emulator.core import Emulator
+    from circleback.emulator.core import EmulatorCore as Emulator
 
 _logger = logging.getLogger("circleback.emulator")
 

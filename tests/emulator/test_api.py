@@ -31,7 +31,7 @@ def _client(emu: Emulator, **headers: str) -> httpx.Client:
 )
 def test_missing_or_wrong_token_is_401(emu: Emulator, headers: dict[str, str]) -> None:
     response = _client(emu, **headers).get("/pipeline/x")
-    assert (response.status_code, response.json()) == (401, {"message": "Invalid token provided."})
+    assert (response.status_code, response.json()) == (401, {"message": "You must log in first."})
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,8 @@ def test_legacy_trigger_rejects_bad_bodies(
 
 
 def test_legacy_trigger_rejects_a_body_that_is_not_json(client: httpx.Client) -> None:
-    response = client.post("/project/gh/acme/b/pipeline", content=b"{nope")
+    json_type = {"Content-Type": "application/json"}
+    response = client.post("/project/gh/acme/b/pipeline", content=b"{nope", headers=json_type)
     assert response.status_code == 400
 
 

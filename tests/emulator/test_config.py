@@ -206,7 +206,7 @@ def test_orb_jobs_are_build_jobs_and_keep_their_reference(
     emu.finish_job(build["id"], "success")
     trigger = next(r for r in started if r.job_name == "trigger")
     assert trigger.job_ref == "circleback/trigger"
-    assert dict(trigger.parameters) == {"project-slug": "gh/acme/b"}
+    assert dict(trigger.parameters) == {"project_slug": "gh/acme/b"}
 
 
 def test_workflow_entry_keys_that_steer_the_workflow_are_not_job_parameters(
@@ -252,7 +252,7 @@ def test_config_is_read_at_each_trigger(tmp_path: Path, make_emulator: Any) -> N
     emu = make_emulator(projects={"gh/x/y": config})
     client = httpx.Client(
         transport=emu.transport(),
-        base_url="http://e/api/v2",
+        base_url="http://localhost/api/v2",
         headers={"Circle-Token": "s3cret-token-value"},
     )
     api = Api(client)

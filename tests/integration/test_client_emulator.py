@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from circleback import errors
@@ -147,3 +148,47 @@ def test_emulator_command_prints_its_url_first(tmp_path: Path) -> None:
         server.wait(timeout=10)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def _emulator_command(*args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCLE")}
+    cmd = [sys.executable, "-m", "circleback", "emulator", "--token", TOKEN, *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_emulator_command_refuses_an_unknown_switch() -> None:
+    server = _emulator_command("--switch", "creation=instantly")
+    _, err = server.communicate(timeout=60)
+    assert server.returncode == 2
+    assert "creation" in err
+    assert "async" in err  # names the values it accepts
+
+
+def test_emulator_command_takes_timing_knobs_and_switches() -> None:
+    """A creation delay far longer than the test: the pipeline is still pending."""
+    server = _emulator_command(
+        "--project",
+        f"gh/acme/b={CONFIGS / 'b.yml'}",
+        "--creation-delay",
+        "3600",
+        "--switch",
+        "trigger_parameters=namespaces",
+        "--switch",
+        "creation=async",
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        with httpx.Client(base_url=url, headers={"Circle-Token": TOKEN}) as http:
+            created = http.post("/api/v2/project/gh/acme/b/pipeline", json={})
+            assert created.json()["state"] == "pending"
+            pipeline = http.get(f"/api/v2/pipeline/{created.json()['id']}").json()
+            assert pipeline["state"] == "pending"
+            switches = http.get("/_emulator/switches").json()
+            assert (switches["creation_delay"], switches["trigger_parameters"]) == (
+                3600,
+                "namespaces",
+            )
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)

@@ -181,3 +181,25 @@ def test_a_delivery_still_working_when_its_answer_is_due_asks_for_another(
 
     assert answer.status_code == 503
     assert answer.json()["verdict"] == "retry"
+
+
+@pytest.mark.parametrize("approval_jobs", ["current", "legacy"])
+@pytest.mark.parametrize("creation", ["sync", "async"])
+def test_release_on_every_modelled_variant(approval_jobs: str, creation: str) -> None:
+    from circleback.emulator import Emulator
+    from tests.webhook.world import PROJECTS, TOKEN
+
+    switches = {
+        "approval_jobs": approval_jobs,
+        "creation": creation,
+        "trigger_parameters": "absent",
+    }
+    w = World(Emulator(projects=PROJECTS, tokens=(TOKEN,), switches=switches))
+    try:
+        w.install_webhook()
+        a_id, b_id = w.a_triggers_b()
+        w.finish_b(b_id)
+        w.settle()
+        assert w.hold(a_id) == "success"
+    finally:
+        w.close()
