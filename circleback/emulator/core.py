@@ -87,7 +87,7 @@ class EmulatorCore:
         """``Host`` header values answered (without port); others get 421 (DNS rebinding)."""
         self.config_roots: tuple[Path, ...] | None = None
         """Where ``POST /_emulator/projects`` may point (None: anywhere, in-process only)."""
-        self.webhooks = WebhookHub(self)
+        self.webhooks = WebhookHub()
         """Outbound webhooks (registered through ``POST /webhook``); see its module."""
 
     # -- public surface ----------------------------------------------------------------------

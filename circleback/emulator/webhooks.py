@@ -35,15 +35,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from circleback.emulator.state import JOB_FINAL, EmulatorError, State, iso
 
 if TYPE_CHECKING:
     import httpx
-
-    from circleback.emulator.core import EmulatorCore as Emulator
 
 _logger = logging.getLogger("circleback.emulator")
 
@@ -54,6 +52,17 @@ DELIVERY_TIMEOUT = 10.0
 #: A workflow status after which nothing changes; the emulator's stopped workflows.
 _WORKFLOW_FINAL = frozenset({"success", "failed", "error", "canceled", "unauthorized", "not_run"})
 _PROVIDERS = {"gh": "github", "github": "github", "bb": "bitbucket", "bitbucket": "bitbucket"}
+
+
+_T = TypeVar("_T")
+
+
+class Host(Protocol):
+    """What the API routes need of the emulator (its core), without importing it."""
+
+    webhooks: WebhookHub
+
+    def locked(self, action: Callable[[State], _T]) -> _T: ...
 
 
 def project_id(slug: str) -> str:
@@ -144,7 +153,6 @@ class WebhookHub:
 
     def __init__(
         self,
-        emulator: Emulator,
         *,
         attempts: int = 5,
         backoff: float = 1.0,
@@ -152,7 +160,6 @@ class WebhookHub:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._emu = emulator
         self.attempts = attempts
         self.backoff = backoff
         self.duplicates = duplicates
@@ -423,7 +430,7 @@ def _check_url(url: str) -> None:
 
 
 def api(
-    emulator: Emulator, method: str, seg: list[str], query: dict[str, list[str]], body: Any
+    emulator: Host, method: str, seg: list[str], query: dict[str, list[str]], body: Any
 ) -> tuple[int, Any]:
     """Answer a Webhook endpoint of the API: (status, JSON body)."""
     hub = emulator.webhooks
@@ -444,7 +451,7 @@ def api(
     raise EmulatorError(405 if len(seg) <= 2 else 404, "Not found")
 
 
-def get_project(emulator: Emulator, slug: str) -> tuple[int, Any]:
+def get_project(emulator: Host, slug: str) -> tuple[int, Any]:
     """``GET /project/{project-slug}``: 404 "Project not found" for an unknown project."""
     emulator.locked(lambda s: s.project(slug))
     return 200, project_json(slug)
