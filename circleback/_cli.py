@@ -586,6 +586,13 @@ def serve(
     callback_parameter: Annotated[
         str, typer.Option(help="The parameter the downstream config declares for A's id.")
     ] = "triggering-pipeline-id",
+    cancel_cascade: Annotated[
+        bool,
+        typer.Option(
+            help="With the webhook on upstream projects too: an upstream workflow canceled "
+            "cancels the downstream pipelines it triggered (each proven to carry its id)."
+        ),
+    ] = False,
     budget: Annotated[
         float,
         typer.Option(help="Seconds before a slow delivery is answered 503 (CircleCI waits 10s)."),
@@ -614,6 +621,7 @@ def serve(
         downstream_projects=parse_allow_patterns(from_project or []),
         job_name=job_name,
         callback_parameter=callback_parameter,
+        cancel_cascade=cancel_cascade,
     )
     from circleback.client import CircleCIClient
     from circleback.settings import load_settings

@@ -22,9 +22,12 @@ from typing import Any
 
 from circleback import errors
 from circleback.client import CircleCIClient
-from circleback.models import JobStatus, Pipeline
+from circleback.models import JobStatus, Pipeline, WorkflowStatus
 from circleback.relay.approve import DEFAULT_JOB_NAME, Outcome, approve, project_allowed
+from circleback.relay.discovery import downstream_of_workflow
+from circleback.relay.link import prove_sweep
 from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER, Downstream
+from circleback.relay.status import cancel_downstream
 from circleback.serve import evidence
 from circleback.validation import parse_uuid
 
@@ -50,6 +53,8 @@ class Verdict(str, enum.Enum):
     """Not an event that concerns circleback (another event type, an untriggered B)."""
     REFUSED = "refused"
     """Evidence failed: off the allow-list, no proven link, a payload that lies."""
+    CANCELED_DOWNSTREAM = "canceled_downstream"
+    """Cancel cascade: A's workflow was canceled, so were the pipelines it triggered."""
     RETRY = "retry"
     """Could not decide now (API error, A's hold not reached yet): deliver again later."""
 
@@ -61,6 +66,7 @@ HTTP_STATUS = {
     Verdict.WAITING: 202,
     Verdict.IGNORED: 200,
     Verdict.REFUSED: 200,
+    Verdict.CANCELED_DOWNSTREAM: 200,
     Verdict.RETRY: 503,
 }
 
@@ -77,6 +83,8 @@ class Rules:
     """A's approval job."""
     callback_parameter: str = DEFAULT_CALLBACK_PARAMETER
     """The pipeline parameter B declares for A's id."""
+    cancel_cascade: bool = False
+    """With A's webhook installed too: A's workflow canceled cancels what it triggered."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,12 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     if not isinstance(raw_id, str) or not isinstance(claimed_slug, str):
         return Decision(Verdict.IGNORED, "the payload names no pipeline id or project slug")
     b_id = parse_uuid(raw_id, what="pipeline id in the payload")
-    if rules.downstream_projects and not project_allowed(claimed_slug, rules.downstream_projects):
+    upstream_event = rules.cancel_cascade and project_allowed(claimed_slug, rules.allow_projects)
+    if (
+        rules.downstream_projects
+        and not upstream_event
+        and not project_allowed(claimed_slug, rules.downstream_projects)
+    ):
         return Decision(
             Verdict.REFUSED, f"events of {claimed_slug[:100]} are not accepted here (see --from)"
         )
@@ -143,6 +156,10 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
             f"{b.project_slug}",
             details,
         )
+    if rules.cancel_cascade and project_allowed(b.project_slug, rules.allow_projects):
+        cascade = _cancel_cascade(client, event, b.id, rules)
+        if cascade is not None:
+            return cascade
     if rules.downstream_projects and not project_allowed(b.project_slug, rules.downstream_projects):
         return Decision(Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details)
     candidates = evidence.upstream_candidates(client, b, rules.callback_parameter)
@@ -198,6 +215,37 @@ def _upstream(
     return first_failure or Decision(
         Verdict.IGNORED, "no upstream pipeline named by this pipeline could be read"
     )
+
+
+def _cancel_cascade(
+    client: CircleCIClient, event: dict[str, Any], a_id: str, rules: Rules
+) -> Decision | None:
+    """A's workflow canceled (says the API): cancel the pipelines it proved it triggered.
+
+    None when this is not such an event (the workflow is not A's, or not canceled), so the
+    delivery is then judged as any other. Each recorded downstream pipeline must carry A's
+    id in its compiled config (the sweep's rule: the record alone is A's own word), and
+    with ``--from`` be one of those projects.
+    """
+    part = event.get("workflow")
+    raw = part.get("id") if isinstance(part, dict) else None
+    if not isinstance(raw, str):
+        return None
+    workflow = client.get_workflow(parse_uuid(raw, what="workflow id in the payload"))
+    if workflow.pipeline_id != a_id or workflow.status != WorkflowStatus.CANCELED:
+        return None
+    where = {"upstream": f"{workflow.project_slug} #{workflow.pipeline_number}"}
+    records = downstream_of_workflow(client, workflow)
+    if rules.downstream_projects:
+        records = [r for r in records if project_allowed(r.project_slug, rules.downstream_projects)]
+    if not records:
+        return Decision(Verdict.IGNORED, "A's canceled workflow triggered nothing", where)
+    link = prove_sweep(client, a_id, records)
+    if not link.proven:
+        return Decision(Verdict.REFUSED, f"not canceling downstream: {link.reason}", where)
+    canceled = cancel_downstream(client, records)
+    reason = f"canceled {', '.join(canceled)}" if canceled else "nothing downstream still ran"
+    return Decision(Verdict.CANCELED_DOWNSTREAM, reason, where)
 
 
 def _hold_not_reached(client: CircleCIClient, a_id: str, job_name: str) -> bool:
