@@ -162,13 +162,14 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
             return cascade
     if rules.downstream_projects and not project_allowed(b.project_slug, rules.downstream_projects):
         return Decision(Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details)
+    # Done first: B's setup phase shows no compiled config to find A in yet.
+    done = evidence.completion(client, b)
+    if not done.done:
+        return Decision(Verdict.WAITING, f"not done yet: {done.why}", details)
     candidates = evidence.upstream_candidates(client, b, rules.callback_parameter)
     if not candidates.ids:
         why = f" ({candidates.evidence.why})" if not candidates.evidence.readable else ""
         return Decision(Verdict.IGNORED, f"this pipeline names no upstream pipeline{why}", details)
-    done = evidence.completion(client, b)
-    if not done.done:
-        return Decision(Verdict.WAITING, f"not done yet: {done.why}", details)
     found = _upstream(client, b.id, candidates, rules)
     if isinstance(found, Decision):
         return Decision(found.verdict, found.reason, {**details, **found.details})
