@@ -208,6 +208,28 @@ class CircleCIClient:
             Pipeline, f"/project/{slug.path}/pipeline", params, what=f"pipelines of {slug}"
         )
 
+    def project_pipelines_page(
+        self, project_slug: str, *, page_token: str | None = None, branch: str | None = None
+    ) -> tuple[list[Pipeline], str | None]:
+        """One page of a project's pipelines and the next page's token (None: the last).
+
+        For callers that must survive a page that keeps failing (``sweep`` retries it and
+        carries on with what it has) rather than lose the whole listing.
+        """
+        slug = parse_project_slug(project_slug)
+        what = f"pipelines of {slug}"
+        params = {"branch": branch} if branch else {}
+        if page_token:
+            params["page-token"] = page_token
+
+        def read(status: int, data: Any) -> tuple[list[Pipeline], str | None]:
+            page = _core.parse_page(data, what=what)
+            return [
+                self._validate(Pipeline, i, what=what) for i in page.items
+            ], page.next_page_token
+
+        return self._call("GET", f"/project/{slug.path}/pipeline", read, params=params)
+
     def list_pipeline_workflows(self, pipeline_id: str) -> Iterator[Workflow]:
         """Every workflow of a pipeline, reruns included (``listWorkflowsByPipelineId``)."""
         pid = parse_uuid(pipeline_id, what="pipeline id")

@@ -15,7 +15,7 @@ control API under ``/_emulator/`` and every decision not fixed by CircleCI's spe
         local.executor.wait_idle(60)
 """
 
-from circleback.emulator.core import DEFAULT_PAGE_SIZE
+from circleback.emulator.core import DEFAULT_PAGE_SIZE, clock_following
 from circleback.emulator.executor import (
     JobRecord,
     LocalCircleCI,
@@ -40,5 +40,6 @@ __all__ = [
     "LocalExecutor",
     "StepRecord",
     "Switches",
+    "clock_following",
     "run_locally",
 ]

@@ -541,7 +541,9 @@ class WSGIApp:
         return 200, {"message": "Job cancelled successfully."}, []
 
     def _me(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
-        """``GET /me`` (getCurrentUser): User."""
+        """``GET /me`` (getCurrentUser): User; a project token is not a user (401)."""
+        if self._emu.is_project_token(environ["circleback.token"]):
+            raise EmulatorError(401, LOG_IN_FIRST)
         return 200, shapes.user_json(), []
 
     def _list_artifacts(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:

@@ -48,9 +48,10 @@ class ControlAPI:
         return encode(*reply)
 
     def _guard(self, method: str, environ: WSGIEnvironment) -> None:
-        if self._emu.require_control_token and self._emu.tokens:
+        known = [t for t in self._emu.tokens if not self._emu.is_project_token(t)]
+        if self._emu.require_control_token and known:
             token = _token(environ)
-            if not any(hmac.compare_digest(token.encode(), t.encode()) for t in self._emu.tokens):
+            if not any(hmac.compare_digest(token.encode(), t.encode()) for t in known):
                 raise EmulatorError(401, "The control API needs one of the emulator's tokens.")
         if method in ("POST", "PUT", "PATCH"):
             media = str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,17 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def clock_following(
+    seconds: Callable[[], float], start: datetime | None = None
+) -> Callable[[], datetime]:
+    """An emulator clock that moves with ``seconds`` (a monotonic reading, e.g. a test's
+    fake time): creation delays then pass exactly when the code under test sleeps them
+    away. ``start`` is the UTC moment of the first reading (now, by default)."""
+    origin = start or _utc_now()
+    first = seconds()
+    return lambda: origin + timedelta(seconds=seconds() - first)
+
+
 class EmulatorCore:
     """A stateful CircleCI API v2 emulator without its HTTP face (see ``service.Emulator``).
 
@@ -45,6 +56,8 @@ class EmulatorCore:
     :func:`fnmatch.fnmatch` reads them): elsewhere it gets 404 "Project not found", as a
     token without access does on CircleCI. ``switches`` picks the variant of each behaviour
     where evidence about CircleCI varies (:mod:`circleback.emulator.switches`).
+    ``project_tokens`` are project API tokens, which API v2 does not take: 404 "Project
+    not found" everywhere, 401 on ``/me`` (api-preview-docs#52, orb-tools-orb#75).
     ``clock`` and ``sleep`` make time injectable for tests; the creation delays run on
     ``clock``. ``on_job_start`` is
     called, outside the lock and in the thread that caused it, each time a build job starts:
@@ -62,6 +75,7 @@ class EmulatorCore:
         on_job_start: Callable[[JobRun], None] | None = None,
         switches: Switches | Mapping[str, Any] | None = None,
         token_projects: Mapping[str, Iterable[str]] | None = None,
+        project_tokens: Iterable[str] = (),
     ) -> None:
         self._lock = threading.RLock()
         self._clock = clock or _utc_now
@@ -69,6 +83,9 @@ class EmulatorCore:
         self._on_job_start = on_job_start
         self._tokens = tuple(t for t in tokens if t)
         self._token_projects = {t: tuple(p) for t, p in (token_projects or {}).items()}
+        self._project_tokens = tuple(t for t in project_tokens if t)
+        for token in self._project_tokens:
+            self._token_projects[token] = ()
         if not isinstance(switches, Switches):
             switches = Switches().updated(switches or {})
         self._initial_switches = switches
@@ -94,7 +111,12 @@ class EmulatorCore:
 
     @property
     def tokens(self) -> tuple[str, ...]:
-        return self._tokens
+        """Tokens the API accepts (project tokens included: they authenticate, then see
+        nothing); empty means any token."""
+        return (*self._tokens, *self._project_tokens) if self._tokens else ()
+
+    def is_project_token(self, token: str) -> bool:
+        return token in self._project_tokens
 
     def token_may_see(self, token: str, project_slug: str) -> bool:
         """False when ``token`` is limited to other projects (see ``token_projects``)."""

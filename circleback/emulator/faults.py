@@ -80,11 +80,12 @@ class Fault:
         return self.method in ("*", method) and self._pattern.search(path) is not None
 
     def status_body(self) -> Any:
-        """Body of a ``status`` fault: the given one, or CircleCI's usual message."""
+        """Body of a ``status`` fault: the given one, or CircleCI's usual message. A string
+        is sent as ``text/plain``."""
         if self.body is not None:
             return self.body
         if self.status == 429:
-            return {"message": "Rate limit exceeded."}
+            return "Rate limited."  # plain text, as captured (observed/errors-4.txt)
         try:
             return {"message": HTTPStatus(self.status or 500).phrase}
         except ValueError:

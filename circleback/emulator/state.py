@@ -13,7 +13,13 @@ Lifecycle (docs: workflows §states; spec: Job, Workflow):
   ``requires`` does not accept) becomes ``not_run`` at once, so a job that requires it as
   ``terminal`` still runs, which is what CircleCI does and what circleback relies on;
 - build jobs end only when told to (:meth:`State.finish_job`); approving ends an approval job
-  as ``success``.
+  as ``success``;
+- creation is asynchronous (switch ``creation``): a pipeline is ``pending`` until its
+  ``ready_at`` on the clock, then ``created`` (or ``errored``, ``setup-pending``), and its
+  workflows appear at ``workflows_at``; :meth:`State.tick` carries pipelines forward;
+- a ``setup: true`` config runs its setup workflow (tag ``setup``) until
+  :meth:`State.continue_pipeline`; a ``serial-group`` job runs only while it holds its
+  group's lock, waiting as ``queued`` or preempted to ``not_run``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ FINISH_STATUSES = ("success", "failed", "canceled", "not_run")
 PIPELINE_STATES = ("created", "errored", "setup-pending", "setup", "pending")
 #: Workflow tag of a setup workflow (spec: Workflow.tag).
 SETUP_TAG = "setup"
+#: How the continuation API refuses a pipeline past its setup phase (continuation-orb#12).
+NOT_IN_SETUP = "Pipeline is not in setup state."
+#: A pipeline can only be continued within six hours of its creation (docs: dynamic-config).
+CONTINUATION_WINDOW = timedelta(hours=6)
 #: Answer of a trigger whose parameters do not fit, in the ``not_found`` variant.
 PROJECT_NOT_FOUND = "Project not found"
 _FAILED = frozenset({"failed", "infrastructure_fail", "timedout"})
@@ -396,9 +406,11 @@ class State:
         """``POST /pipeline/continue``: run the continuation config's workflows.
 
         The key is the one given to the setup workflow's jobs and works once, while the
-        pipeline is in ``setup``. The continuation config must declare every parameter, the
-        trigger's included (docs: pipeline-variables, dynamic configuration); parameter and
-        config errors make the pipeline ``errored`` (an assumption: see docs/emulator.md).
+        pipeline is in ``setup`` and at most six hours old; parameters sent here may not
+        repeat the trigger's (docs: dynamic-config constraints). The continuation config
+        must declare every parameter, the trigger's included (docs: pipeline-variables);
+        parameter and config errors make the pipeline ``errored`` (an assumption: see
+        docs/emulator.md).
         """
         try:
             cfg.check_trigger_parameters(parameters)
@@ -410,10 +422,22 @@ class State:
         )
         if pipeline is None:
             raise EmulatorError(400, "Invalid continuation key.")
-        if pipeline.continued or pipeline.state != "setup":
-            raise EmulatorError(400, "A pipeline can only be continued once, while in setup.")
-        pipeline.continued = True
         now = self.clock()
+        if (
+            pipeline.continued
+            or pipeline.state != "setup"
+            or now - pipeline.created_at > CONTINUATION_WINDOW
+        ):
+            # continuation-orb#12, circleci-docs#7550: a second continue gets this.
+            raise EmulatorError(400, NOT_IN_SETUP)
+        overlap = sorted(set(parameters) & set(pipeline.trigger_parameters))
+        if overlap:
+            raise EmulatorError(
+                400,
+                "Pipeline parameters submitted at continuation time cannot overlap with "
+                f"those submitted at trigger time: {', '.join(overlap)}",
+            )
+        pipeline.continued = True
         pipeline.updated_at = now
         pipeline.source = configuration
         specs: list[cfg.WorkflowSpec] = []
@@ -758,7 +782,8 @@ class State:
         """
         workflow = self.workflow(workflow_id)
         if workflow.tag == SETUP_TAG:
-            raise EmulatorError(400, "A setup workflow cannot be rerun.")
+            # path-filtering-orb#14: rerunning a setup workflow fails this way.
+            raise EmulatorError(400, NOT_IN_SETUP)
         if workflow.stopped_at is None:
             raise EmulatorError(
                 400, "Workflow is still running; wait for it to finish or cancel it first."

@@ -92,6 +92,36 @@ class ConfigEvidence:
         return pipeline_id.strip().lower() in self.carried
 
 
+class LinkNotProven(errors.CirclebackError):
+    """Raised when a release needs a link the evidence does not prove: nothing released.
+
+    Exit 2 when the evidence contradicts the link (a forged or mistaken upstream id),
+    exit 3 when it cannot be read or is silent ("cannot tell").
+    """
+
+    def __init__(self, message: str, link: Link, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.link = link
+        self.exit_code = (
+            errors.EXIT_USAGE if link.verdict is Verdict.CONTRADICTED else errors.EXIT_API
+        )
+
+
+def require(link: Link, action: str, *, hint: str | None = None) -> None:
+    """Raise ``LinkNotProven`` unless ``link`` is proven; ``action`` names what was refused."""
+    if not link.proven:
+        raise LinkNotProven(
+            f"Refusing to {action}: {link.reason}. Nothing was released.",
+            link,
+            hint=hint
+            or (
+                "Only the pipeline A triggered may release A: check the upstream id passed "
+                "to this pipeline, and that A's trigger job stores circleback/downstream.json "
+                "(see docs/security.md)."
+            ),
+        )
+
+
 def evidence_from_config(pipeline_id: str, config: PipelineConfig) -> ConfigEvidence:
     """Read the evidence in a config document (pure; see ``read_config_evidence``).
 
@@ -138,6 +168,13 @@ def judge_approval(
     config (needed only when the records do not list B). Pure, so every case is testable.
     """
     down = downstream_id.strip().lower()
+    if not down:
+        return Link(
+            Verdict.UNKNOWN,
+            "this (downstream) pipeline's own id is not known, so its link to upstream "
+            f"pipeline {upstream_id} cannot be checked (run inside CircleCI, where "
+            "CIRCLE_PIPELINE_ID is set, or pass --downstream-pipeline-id)",
+        )
     if any(r.pipeline_id.lower() == down for r in records):
         return Link(Verdict.PROVEN, f"upstream pipeline {upstream_id}'s record lists {down}")
     if records:
@@ -175,7 +212,8 @@ def prove_approval(
     records: Sequence[Downstream],
 ) -> Link:
     """``judge_approval``, reading B's config only when A's records do not settle it."""
-    if records or not downstream_id:
+    down = downstream_id.strip().lower()
+    if not down or any(r.pipeline_id.lower() == down for r in records):
         return judge_approval(upstream_id, downstream_id, records, None)
     return judge_approval(
         upstream_id, downstream_id, records, read_config_evidence(client, downstream_id)
@@ -270,6 +308,7 @@ def _strip_comments(text: str) -> str:
 __all__ = [
     "ConfigEvidence",
     "Link",
+    "LinkNotProven",
     "ParameterCheck",
     "Verdict",
     "check_parameters",
@@ -279,4 +318,5 @@ __all__ = [
     "prove_approval",
     "prove_sweep",
     "read_config_evidence",
+    "require",
 ]

@@ -1,17 +1,22 @@
-"""``status``: A waits until every workflow of B is final, then passes only if all succeeded.
+"""``status``: A waits until every downstream pipeline is done, then passes only if all succeeded.
 
 The tutorial reads ``items[0].status`` once. But B usually approves A from inside a job
 that is still running, so A's first look often sees ``running``; and B may have several
-workflows. Here A polls (with backoff, bounded by a timeout) until every workflow of
-every downstream pipeline is final, and only ``success`` everywhere passes: ``failed``,
-``error``, ``canceled``, ``unauthorized``, ``not_run`` and any status this code does not
-know all fail.
+workflows, a dynamic config whose real workflows start only after its setup workflow, or
+a workflow ``queued`` behind a serial group. Here A polls (with backoff) until the
+completion rule (``circleback.relay.completion``) says every downstream pipeline is done,
+and only ``success`` everywhere passes.
+
+The wait never ends before ``timeout``: the last look is taken at the deadline. When it
+passes, ``StatusTimeout`` carries the report so far (pipelines still running included),
+so ``--json`` and ``--junit`` still say what was seen.
+
+A successful workflow can hide jobs that never ran (a preempted serial-group job ends
+``not_run`` inside a ``success`` workflow): they are listed in the report, and
+``required_jobs`` fails the check unless each named job succeeded.
 
 A poll looks at every pending downstream pipeline at once (a bounded thread pool; the
 client is thread-safe), so a fan-out of 20 costs about one round trip per poll, not 20.
-A pipeline whose record came from ``trigger`` is looked at with one request when it has
-workflows: the workflows carry its project and number, and a pipeline that ran workflows
-did not error at creation; only a pipeline with no workflows yet is read itself.
 """
 
 from __future__ import annotations
@@ -20,20 +25,21 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from circleback import errors
 from circleback.client import CircleCIClient
-from circleback.models import (
-    JobStatus,
-    Pipeline,
-    PipelineState,
-    Workflow,
-    WorkflowStatus,
+from circleback.models import Job, JobStatus, Pipeline, Workflow, WorkflowStatus
+from circleback.relay.completion import (
+    DEFAULT_NO_WORKFLOW_GRACE,
+    Completion,
+    Phase,
+    Watch,
+    status_text,
 )
-from circleback.relay.records import Downstream, app_url, job_url, workflow_url
+from circleback.relay.records import Downstream, app_url, job_url, pipeline_url, workflow_url
 
 logger = logging.getLogger("circleback.relay")
 
@@ -64,11 +70,13 @@ class PollPolicy:
     """Each wait is this much longer than the last."""
     max_delay: float = 60.0
     """The longest wait between looks."""
+    no_workflow_grace: float = DEFAULT_NO_WORKFLOW_GRACE
+    """Seconds a created pipeline must list no workflow before it "ran no workflows"."""
 
 
 @dataclass(frozen=True)
 class FailedJob:
-    """A job that made a downstream workflow fail."""
+    """A job that made a downstream workflow fail, or that did not run in it."""
 
     name: str
     status: str
@@ -85,6 +93,10 @@ class WorkflowReport:
     url: str
     duration_seconds: float | None
     failed_jobs: tuple[FailedJob, ...] = ()
+    not_run_jobs: tuple[FailedJob, ...] = ()
+    """Jobs that ended ``not_run`` (e.g. preempted in a serial group), even in a success."""
+    job_statuses: tuple[tuple[str, str], ...] = ()
+    """Every job's (name, status), for ``required_jobs``."""
 
     @property
     def succeeded(self) -> bool:
@@ -94,7 +106,7 @@ class WorkflowReport:
 
 @dataclass(frozen=True)
 class PipelineReport:
-    """One downstream pipeline's result."""
+    """One downstream pipeline's result (or, on a timeout, what it still waits for)."""
 
     project_slug: str
     pipeline_id: str
@@ -105,11 +117,37 @@ class PipelineReport:
     errors: tuple[str, ...] = ()
     superseded: tuple[str, ...] = field(default=())
     """Ids of workflows replaced by a newer rerun of the same name (not judged)."""
+    waiting: str = ""
+    """Not done: what it was still waiting for when the wait gave up."""
+
+    @property
+    def finished(self) -> bool:
+        """False for a pipeline still running when the wait gave up."""
+        return not self.waiting
 
     @property
     def succeeded(self) -> bool:
-        """True when the pipeline ran workflows and every one of them succeeded."""
-        return not self.errors and bool(self.workflows) and all(w.succeeded for w in self.workflows)
+        """True when the pipeline is done, ran workflows, and every one succeeded."""
+        return (
+            self.finished
+            and not self.errors
+            and bool(self.workflows)
+            and all(w.succeeded for w in self.workflows)
+        )
+
+
+@dataclass(frozen=True)
+class RequiredJob:
+    """A job ``required_jobs`` named, and what became of it across the downstream pipelines."""
+
+    name: str
+    statuses: tuple[str, ...]
+    """Each status found for a job of that name (empty: no such job ran anywhere)."""
+
+    @property
+    def succeeded(self) -> bool:
+        """Found, and every job of that name succeeded."""
+        return bool(self.statuses) and all(s == JobStatus.SUCCESS.value for s in self.statuses)
 
 
 @dataclass(frozen=True)
@@ -117,16 +155,29 @@ class StatusReport:
     """The result over every downstream pipeline."""
 
     pipelines: tuple[PipelineReport, ...]
+    required: tuple[RequiredJob, ...] = ()
+    timed_out: bool = False
+    """True when the wait gave up before every pipeline was done."""
 
     @property
     def succeeded(self) -> bool:
-        """True only when every downstream pipeline succeeded."""
-        return bool(self.pipelines) and all(p.succeeded for p in self.pipelines)
+        """True only when every downstream pipeline and every required job succeeded."""
+        return (
+            not self.timed_out
+            and bool(self.pipelines)
+            and all(p.succeeded for p in self.pipelines)
+            and all(r.succeeded for r in self.required)
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON document (``status --json``)."""
         return {
             "success": self.succeeded,
+            "timed_out": self.timed_out,
+            "required_jobs": [
+                {"name": r.name, "statuses": list(r.statuses), "success": r.succeeded}
+                for r in self.required
+            ],
             "pipelines": [
                 {
                     "project_slug": p.project_slug,
@@ -134,6 +185,8 @@ class StatusReport:
                     "number": p.number,
                     "state": p.state,
                     "url": p.url,
+                    "finished": p.finished,
+                    "waiting_for": p.waiting or None,
                     "success": p.succeeded,
                     "errors": list(p.errors),
                     "workflows": [
@@ -143,10 +196,8 @@ class StatusReport:
                             "status": w.status,
                             "url": w.url,
                             "duration_seconds": w.duration_seconds,
-                            "failed_jobs": [
-                                {"name": j.name, "status": j.status, "url": j.url}
-                                for j in w.failed_jobs
-                            ],
+                            "failed_jobs": [_job_json(j) for j in w.failed_jobs],
+                            "not_run_jobs": [_job_json(j) for j in w.not_run_jobs],
                         }
                         for w in p.workflows
                     ],
@@ -156,6 +207,18 @@ class StatusReport:
         }
 
 
+def _job_json(job: FailedJob) -> dict[str, str]:
+    return {"name": job.name, "status": job.status, "url": job.url}
+
+
+class StatusTimeout(errors.WaitTimeout):
+    """Raised when the wait gives up; ``report`` holds what was seen, running ones too."""
+
+    def __init__(self, message: str, report: StatusReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def downstream_from_id(client: CircleCIClient, pipeline_id: str) -> Downstream:
     """A downstream record for a bare pipeline id (``status --pipeline-id``)."""
     pipeline = client.get_pipeline(pipeline_id)
@@ -163,13 +226,12 @@ def downstream_from_id(client: CircleCIClient, pipeline_id: str) -> Downstream:
 
 
 def _record(client: CircleCIClient, pipeline: Pipeline) -> Downstream:
-    app = app_url(client.base_url)
     return Downstream(
         project_slug=pipeline.project_slug,
         pipeline_id=pipeline.id,
         number=pipeline.number,
-        state=_text(pipeline.state),
-        url=f"{app}/pipelines/{pipeline.project_slug}/{pipeline.number}",
+        state=status_text(pipeline.state),
+        url=pipeline_url(app_url(client.base_url), pipeline.project_slug, pipeline.number),
     )
 
 
@@ -182,55 +244,90 @@ def wait_for_downstream(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     concurrency: int = DEFAULT_CONCURRENCY,
+    required_jobs: Sequence[str] = (),
 ) -> StatusReport:
-    """Wait until every workflow of every downstream pipeline is final; report them all.
+    """Wait until every downstream pipeline is done; report them all.
 
-    Raises ``WaitTimeout`` when ``timeout`` passes first. Does not raise on failure: the
-    caller decides from ``StatusReport.succeeded`` (the CLI exits 1). ``concurrency``
-    bounds the pipelines looked at in parallel (1: one after another).
+    Raises ``StatusTimeout`` (exit 4) when ``timeout`` passes first, never earlier. Does
+    not raise on failure: the caller decides from ``StatusReport.succeeded`` (the CLI
+    exits 1). ``concurrency`` bounds the pipelines looked at in parallel (1: in turn).
     """
     if not downstream:
         raise errors.ConfigurationError(
             "No downstream pipeline to check.",
             hint="Pass --pipeline-id, or a --state-file that 'circleback trigger' wrote to.",
         )
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
     delay = poll.first_delay
+    watch = Watch(clock=clock, no_workflow_grace=poll.no_workflow_grace)
     finished: dict[str, PipelineReport] = {}
-    empty_seen: set[str] = set()
+    last: dict[str, PipelineReport] = {}
+    warned: set[str] = set()
     while True:
-        waiting: list[str] = []
         pending = [r for r in downstream if r.pipeline_id not in finished]
-        looks = _look_all(client, pending, empty_seen, concurrency)
-        for record, (report, why) in zip(pending, looks, strict=True):
-            if report is not None:
+        looks = _look_all(client, pending, watch, concurrency)
+        waiting: list[str] = []
+        for record, (report, verdict) in zip(pending, looks, strict=True):
+            for unknown in verdict.unknown:
+                if f"{record.pipeline_id}:{unknown}" not in warned:
+                    warned.add(f"{record.pipeline_id}:{unknown}")
+                    logger.warning(
+                        "a downstream workflow has a status circleback does not know; "
+                        "waiting for a known final one",
+                        extra={
+                            "pipeline": f"{record.project_slug} #{record.number}",
+                            "workflow": unknown,
+                        },
+                    )
+            if report.finished:
                 finished[record.pipeline_id] = report
             else:
-                if why == "no workflows yet":
-                    empty_seen.add(record.pipeline_id)
-                waiting.append(f"{record.project_slug} #{record.number}: {why}")
+                last[record.pipeline_id] = report
+                waiting.append(f"{record.project_slug} #{record.number}: {report.waiting}")
         if not waiting:
-            return StatusReport(tuple(finished[d.pipeline_id] for d in downstream))
-        if clock() + delay > deadline:
-            raise errors.WaitTimeout(
-                f"Gave up after {timeout:.0f}s waiting for: {'; '.join(waiting)}."
+            reports = tuple(finished[d.pipeline_id] for d in downstream)
+            return StatusReport(reports, _required(reports, required_jobs))
+        remaining = deadline - clock()
+        if remaining <= 0:
+            reports = tuple(finished.get(d.pipeline_id) or last[d.pipeline_id] for d in downstream)
+            so_far = StatusReport(reports, _required(reports, required_jobs), timed_out=True)
+            raise StatusTimeout(
+                f"Gave up after {clock() - started:.0f}s (--timeout {timeout:.0f}s) waiting "
+                f"for: {'; '.join(waiting)}.",
+                so_far,
             )
-        logger.info("waiting for downstream", extra={"waiting": waiting, "delay": delay})
-        sleep(delay)
+        wait = min(delay, remaining)
+        logger.info("waiting for downstream", extra={"waiting": waiting, "delay": wait})
+        sleep(wait)
         delay = min(delay * poll.factor, poll.max_delay)
 
 
+def _required(reports: Sequence[PipelineReport], names: Sequence[str]) -> tuple[RequiredJob, ...]:
+    result = []
+    for name in dict.fromkeys(names):
+        statuses = tuple(
+            status
+            for p in reports
+            for w in p.workflows
+            for job, status in w.job_statuses
+            if job == name
+        )
+        result.append(RequiredJob(name, statuses))
+    return tuple(result)
+
+
 def _look_all(
-    client: CircleCIClient, pending: list[Downstream], empty_seen: set[str], concurrency: int
-) -> list[tuple[PipelineReport | None, str]]:
+    client: CircleCIClient, pending: list[Downstream], watch: Watch, concurrency: int
+) -> list[tuple[PipelineReport, Completion]]:
     """One look at each pending pipeline, in parallel, in ``pending``'s order.
 
     The first error (in that order) propagates once every look has ended, as it would
     have from a sequential loop; nothing is left running behind the caller's back.
     """
 
-    def look(record: Downstream) -> tuple[PipelineReport | None, str]:
-        return _look(client, record, record.pipeline_id in empty_seen)
+    def look(record: Downstream) -> tuple[PipelineReport, Completion]:
+        return _look(client, record, watch)
 
     workers = max(1, min(concurrency, len(pending)))
     if workers == 1:
@@ -241,113 +338,66 @@ def _look_all(
 
 
 def _look(
-    client: CircleCIClient, record: Downstream, empty_before: bool
-) -> tuple[PipelineReport | None, str]:
-    """One look at one pipeline: its final report, or why it is not final yet."""
-    workflows = list(client.list_pipeline_workflows(record.pipeline_id)) if record.url else None
-    if workflows:
-        return _judge(client, record, workflows)
-    pipeline = client.get_pipeline(record.pipeline_id)
+    client: CircleCIClient, record: Downstream, watch: Watch
+) -> tuple[PipelineReport, Completion]:
+    """One look at one pipeline under the completion rule."""
+    pipeline, verdict = watch.look(client, record.pipeline_id)
     url = record.url or _record(client, pipeline).url
     base = PipelineReport(
         project_slug=pipeline.project_slug,
         pipeline_id=pipeline.id,
         number=pipeline.number,
-        state=_text(pipeline.state),
+        state=verdict.state,
         url=url,
+        superseded=verdict.superseded,
     )
-    if pipeline.state == PipelineState.ERRORED:
+    if verdict.phase is Phase.WAITING:
+        partial = tuple(
+            _workflow_report(client, pipeline, w, with_jobs=False) for w in verdict.workflows
+        )
+        return _with(base, workflows=partial, waiting=verdict.reason or "not done"), verdict
+    if verdict.phase is Phase.ERRORED:
         reasons = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
-        return replace(base, errors=reasons), ""
-    if workflows is None:
-        workflows = list(client.list_pipeline_workflows(pipeline.id))
-    if not workflows:
-        if pipeline.state == PipelineState.CREATED and empty_before:
-            return replace(base, errors=("the pipeline ran no workflows",)), ""
-        return None, "no workflows yet"
-    return _judge(client, replace(record, url=url, state=base.state), workflows)
+        return _with(base, errors=reasons), verdict
+    reports = tuple(_workflow_report(client, pipeline, w) for w in verdict.workflows)
+    if verdict.phase in {Phase.NO_WORKFLOWS, Phase.SETUP_FAILED}:
+        return _with(base, workflows=reports, errors=(verdict.reason,)), verdict
+    return _with(base, workflows=reports), verdict
 
 
-def _judge(
-    client: CircleCIClient, record: Downstream, workflows: list[Workflow]
-) -> tuple[PipelineReport | None, str]:
-    """Final report or reason to wait, from a pipeline's workflows (never empty)."""
-    first = workflows[0]
-    pipeline = _WorkflowsPipeline(first.project_slug, record.pipeline_id, first.pipeline_number)
-    base = PipelineReport(
-        project_slug=pipeline.project_slug,
-        pipeline_id=pipeline.id,
-        number=pipeline.number,
-        state=record.state,
-        url=record.url,
-    )
-    live, superseded = _newest_by_name(workflows)
-    active = [w for w in live if not w.is_final]
-    if active:
-        parts = []
-        for w in active:
-            if w.status == WorkflowStatus.ON_HOLD:
-                parts.append(f"{w.name} is on_hold (B is waiting for its own approval)")
-            else:
-                parts.append(f"{w.name} is {_text(w.status)}")
-        return None, ", ".join(parts)
-    reports = tuple(_workflow_report(client, pipeline, w) for w in live)
-    return replace(base, workflows=reports, superseded=superseded), ""
+def _with(base: PipelineReport, **changes: Any) -> PipelineReport:
+    from dataclasses import replace
 
-
-def _newest_by_name(workflows: list[Workflow]) -> tuple[list[Workflow], tuple[str, ...]]:
-    """The newest workflow of each name; older same-named ones were replaced by a rerun."""
-    newest: dict[str, Workflow] = {}
-    for wf in workflows:
-        best = newest.get(wf.name)
-        if best is None or wf.created_at > best.created_at:
-            newest[wf.name] = wf
-    live_ids = {w.id for w in newest.values()}
-    ordered = sorted(newest.values(), key=lambda w: w.created_at)
-    return ordered, tuple(w.id for w in workflows if w.id not in live_ids)
-
-
-@dataclass(frozen=True)
-class _WorkflowsPipeline:
-    """What a report needs of a pipeline, as its workflows tell it (no extra request)."""
-
-    project_slug: str
-    id: str
-    number: int
+    return replace(base, **changes)
 
 
 def _workflow_report(
-    client: CircleCIClient, pipeline: _WorkflowsPipeline, wf: Workflow
+    client: CircleCIClient, pipeline: Pipeline, wf: Workflow, *, with_jobs: bool = True
 ) -> WorkflowReport:
     app = app_url(client.base_url)
-    failed: tuple[FailedJob, ...] = ()
-    if wf.status != WorkflowStatus.SUCCESS:
-        failed = tuple(
-            FailedJob(
-                name=j.name,
-                status=_text(j.status),
-                url=job_url(app, pipeline.project_slug, pipeline.number, wf.id, j.job_number),
-            )
-            for j in client.list_workflow_jobs(wf.id)
-            if j.status in _FAILED_JOB_STATUSES
+
+    def ref(job: Job) -> FailedJob:
+        return FailedJob(
+            name=job.name,
+            status=status_text(job.status),
+            url=job_url(app, pipeline.project_slug, pipeline.number, wf.id, job.job_number),
         )
+
+    jobs = list(client.list_workflow_jobs(wf.id)) if with_jobs else []
     return WorkflowReport(
         name=wf.name,
         id=wf.id,
-        status=_text(wf.status),
+        status=status_text(wf.status),
         url=workflow_url(app, pipeline.project_slug, pipeline.number, wf.id),
         duration_seconds=_duration(wf.created_at, wf.stopped_at),
-        failed_jobs=failed,
+        failed_jobs=tuple(ref(j) for j in jobs if j.status in _FAILED_JOB_STATUSES),
+        not_run_jobs=tuple(ref(j) for j in jobs if j.status == JobStatus.NOT_RUN),
+        job_statuses=tuple((j.name, status_text(j.status)) for j in jobs),
     )
 
 
 def _duration(start: datetime, stop: datetime | None) -> float | None:
     return None if stop is None else max((stop - start).total_seconds(), 0.0)
-
-
-def _text(status: object) -> str:
-    """A status as CircleCI spells it, whether a known enum member or a new string."""
-    return str(getattr(status, "value", status))
 
 
 def cancel_downstream(client: CircleCIClient, downstream: Sequence[Downstream]) -> list[str]:

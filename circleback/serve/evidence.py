@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from circleback.client import CircleCIClient
 from circleback.models import Pipeline
 from circleback.relay import completion as rule
-from circleback.relay.chain import callback_value
 from circleback.relay.discovery import downstream_of
 from circleback.relay.link import ConfigEvidence, Link, judge_approval, read_config_evidence
 from circleback.relay.records import Downstream
@@ -48,17 +47,12 @@ class Candidates:
     evidence: ConfigEvidence
 
 
-def upstream_candidates(
-    client: CircleCIClient, pipeline: Pipeline, callback_parameter: str
-) -> Candidates:
-    """Ids substituted into B's compiled config, then the one ``trigger_parameters`` names
-    where a CircleCI still returns it: hints to be proven, never proof."""
+def upstream_candidates(client: CircleCIClient, pipeline: Pipeline) -> Candidates:
+    """The pipeline ids substituted into B's compiled config: hints to be proven, never
+    proof. (``trigger_parameters`` is never asked: CircleCI does not return the parameters
+    a pipeline was triggered with.)"""
     evidence = read_config_evidence(client, pipeline.id)
-    ids = sorted(evidence.carried)
-    claimed = callback_value(pipeline, callback_parameter)
-    if claimed and claimed.lower() not in ids:
-        ids.append(claimed.lower())
-    return Candidates(tuple(ids[:MAX_CANDIDATES]), evidence)
+    return Candidates(tuple(sorted(evidence.carried)[:MAX_CANDIDATES]), evidence)
 
 
 def downstream_records(client: CircleCIClient, upstream_id: str) -> list[Downstream]:

@@ -25,8 +25,8 @@ from circleback.client import CircleCIClient
 from circleback.models import JobStatus, Pipeline, WorkflowStatus
 from circleback.relay.approve import DEFAULT_JOB_NAME, Outcome, approve, project_allowed
 from circleback.relay.discovery import downstream_of_workflow
-from circleback.relay.link import prove_sweep
-from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER, Downstream
+from circleback.relay.link import LinkNotProven, prove_sweep
+from circleback.relay.records import Downstream
 from circleback.relay.status import cancel_downstream
 from circleback.serve import evidence
 from circleback.validation import parse_uuid
@@ -81,8 +81,6 @@ class Rules:
     """Downstream (B) projects whose events are considered; empty: any signed event."""
     job_name: str = DEFAULT_JOB_NAME
     """A's approval job."""
-    callback_parameter: str = DEFAULT_CALLBACK_PARAMETER
-    """The pipeline parameter B declares for A's id."""
     cancel_cascade: bool = False
     """With A's webhook installed too: A's workflow canceled cancels what it triggered."""
 
@@ -107,6 +105,8 @@ def handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     """Decide and act on one delivery whose signature was already verified."""
     try:
         return _handle(client, event, rules)
+    except LinkNotProven as exc:  # approve's own proof, in the hold's workflow
+        return Decision(Verdict.REFUSED, f"the link is not proven: {exc.link.reason}")
     except errors.ConfigurationError as exc:
         # A bad id in a signed payload, or A off the allow-list (approve's own check).
         return Decision(Verdict.REFUSED, exc.message)
@@ -166,7 +166,7 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     done = evidence.completion(client, b)
     if not done.done:
         return Decision(Verdict.WAITING, f"not done yet: {done.why}", details)
-    candidates = evidence.upstream_candidates(client, b, rules.callback_parameter)
+    candidates = evidence.upstream_candidates(client, b)
     if not candidates.ids:
         why = f" ({candidates.evidence.why})" if not candidates.evidence.readable else ""
         return Decision(Verdict.IGNORED, f"this pipeline names no upstream pipeline{why}", details)
@@ -179,7 +179,7 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     pending = _pending_siblings(client, b.id, records)
     if pending:
         return Decision(Verdict.WAITING, f"A also waits for {', '.join(pending)}", details)
-    return _release(client, a.id, rules, details)
+    return _release(client, a.id, b.id, rules, details)
 
 
 def _upstream(
@@ -274,9 +274,10 @@ def _pending_siblings(client: CircleCIClient, own_id: str, records: Sequence[Any
 
 
 def _release(
-    client: CircleCIClient, a_id: str, rules: Rules, details: Mapping[str, str]
+    client: CircleCIClient, a_id: str, b_id: str, rules: Rules, details: Mapping[str, str]
 ) -> Decision:
-    """``approve``'s release, without waiting: the webhook must be answered within seconds."""
+    """``approve``'s release (which proves the link to B again, in the hold's workflow),
+    without waiting: the webhook must be answered within seconds."""
     try:
         result = approve(
             client,
@@ -284,6 +285,7 @@ def _release(
             allow_projects=rules.allow_projects,
             job_name=rules.job_name,
             hold_wait=0.0,
+            downstream_pipeline_id=b_id,
             sleep=_never_sleep,
         )
     except errors.NotFound as exc:

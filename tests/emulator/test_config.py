@@ -34,10 +34,25 @@ def test_declared_parameters_get_defaults_and_given_values(api: Api, emu: Emulat
         "shards": 2,
         "environment": "staging",
     }
-    assert pipeline["trigger_parameters"] == {"triggering-pipeline-id": "abc"}
+    assert pipeline["sent_parameters"] == {"triggering-pipeline-id": "abc"}
+    assert "trigger_parameters" not in pipeline
 
 
-def test_undeclared_parameter_is_rejected_with_400(client: httpx.Client, emu: Emulator) -> None:
+def test_undeclared_parameter_errors_the_pipeline(client: httpx.Client, emu: Emulator) -> None:
+    response = client.post(
+        "/project/gh/acme/b/pipeline", json={"parameters": {"nope": "x", "zzz": 1}}
+    )
+    assert response.status_code == 201
+    (pipeline,) = emu.state_dump()["pipelines"]
+    assert pipeline["state"] == "errored"
+    assert pipeline["errors"] == [
+        {"type": "config", "message": "Unexpected argument(s): nope, zzz"}
+    ]
+    assert emu.state_dump()["workflows"] == []
+
+
+def test_undeclared_parameter_is_a_400_in_that_variant(client: httpx.Client, emu: Emulator) -> None:
+    emu.set_switches(parameter_errors="bad_request")
     response = client.post(
         "/project/gh/acme/b/pipeline", json={"parameters": {"nope": "x", "zzz": 1}}
     )
@@ -56,12 +71,14 @@ def test_undeclared_parameter_is_rejected_with_400(client: httpx.Client, emu: Em
         ("environment", "qa", "expected one of [staging, production], got string 'qa'"),
     ],
 )
-def test_mistyped_parameter_is_rejected_with_a_clear_message(
-    client: httpx.Client, name: str, value: Any, expected: str
+def test_mistyped_parameter_errors_the_pipeline_with_a_clear_message(
+    client: httpx.Client, emu: Emulator, name: str, value: Any, expected: str
 ) -> None:
     response = client.post("/project/gh/acme/b/pipeline", json={"parameters": {name: value}})
-    assert response.status_code == 400
-    assert response.json()["message"] == (
+    assert response.status_code == 201
+    (pipeline,) = emu.state_dump()["pipelines"]
+    assert pipeline["state"] == "errored"
+    assert pipeline["errors"][0]["message"] == (
         f"Invalid value for pipeline parameter '{name}': {expected}."
     )
 

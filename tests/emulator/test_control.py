@@ -23,7 +23,7 @@ def test_state_shows_projects_pipelines_with_parameters_workflows_and_jobs(
     (pipeline,) = state["pipelines"]
     assert pipeline["id"] == pipeline_id
     assert pipeline["parameters"]["shards"] == 4
-    assert pipeline["trigger_parameters"] == {"shards": 4}
+    assert pipeline["sent_parameters"] == {"shards": 4}
     assert [w["name"] for w in state["workflows"]] == ["build-and-test"]
     assert {j["name"]: j["job_ref"] for j in state["jobs"]}["build"] == "build"
     assert state["page_size"] == 20

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from circleback.emulator import Emulator, JobRun
-from tests.emulator.helpers import BASE_URL, CONTINUATION, TOKEN, Api
+from tests.emulator.helpers import BASE_URL, CONTINUATION, TOKEN, Api, ManualClock
 
 SETUP = "gh/acme/setup"
 SERIAL = "gh/acme/serial"
@@ -64,8 +64,9 @@ def test_a_setup_config_runs_a_setup_workflow_then_continues(
     after = api.client.get(f"/pipeline/{pipeline_id}/config").json()
     assert "UPSTREAM:" in after["compiled"]
     assert after["source"] == CONTINUATION
-    # The key works once.
+    # The key works once (continuation-orb#12).
     again = _continue(api, generate.continuation_key)
+    assert again.json() == {"message": "Pipeline is not in setup state."}
     assert again.status_code == 400
 
 
@@ -109,7 +110,10 @@ def test_a_setup_workflow_may_never_continue_and_cannot_be_rerun(
     assert setup["status"] == "success"
     assert _state(api, pipeline_id) == "setup"  # and stays so: nothing else ever runs
     rerun = api.client.post(f"/workflow/{setup['id']}/rerun", json={})
-    assert rerun.status_code == 400
+    assert (rerun.status_code, rerun.json()) == (
+        400,
+        {"message": "Pipeline is not in setup state."},
+    )
 
 
 def test_an_unknown_continuation_key_is_refused(realistic: tuple[Emulator, Api]) -> None:
@@ -177,3 +181,29 @@ def test_not_run_through_the_control_api_releases_the_group(
     assert answer.json()["status"] == "not_run"
     assert _jobs(api, first)["deploy"] == "not_run"
     assert _jobs(api, second)["deploy"] == "running"
+
+
+def test_continuation_parameters_may_not_repeat_the_triggers(
+    realistic: tuple[Emulator, Api], started: list[JobRun]
+) -> None:
+    _, api = realistic
+    pipeline_id = api.trigger(SETUP, parameters={"triggering-pipeline-id": "abc"})
+    key = next(run.continuation_key for run in started if run.pipeline_id == pipeline_id)
+    answer = _continue(api, key, **{"triggering-pipeline-id": "forged"})
+    assert answer.status_code == 400
+    assert "overlap" in answer.json()["message"]
+    assert _state(api, pipeline_id) == "setup"
+
+
+def test_a_pipeline_can_only_be_continued_within_six_hours(
+    make_emulator: Callable[..., Emulator], started: list[JobRun]
+) -> None:
+    clock = ManualClock()
+    emu = make_emulator(clock=clock)
+    api = Api(
+        httpx.Client(transport=emu.transport(), base_url=BASE_URL, headers={"Circle-Token": TOKEN})
+    )
+    pipeline_id = api.trigger(SETUP)
+    key = next(run.continuation_key for run in started if run.pipeline_id == pipeline_id)
+    clock.advance(6 * 3600 + 1)
+    assert _continue(api, key).status_code == 400

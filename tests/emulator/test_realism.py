@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from circleback.emulator import Emulator, JobRun
+from circleback.emulator import Emulator, JobRun, clock_following
 from circleback.emulator.compiled import packed_circleback_orb
 from circleback.emulator.steps import plan_job
 from tests.emulator.helpers import BASE_URL, TOKEN, Api, ManualClock
@@ -418,3 +418,40 @@ def test_a_trigger_body_without_a_json_content_type_is_ignored(world: Any) -> No
     with_json = api.client.post("/project/gh/acme/b/pipeline", json={"parameters": {"shards": 7}})
     assert with_json.status_code == 201
     assert emu.state_dump()["pipelines"][1]["parameters"]["shards"] == 7
+
+
+def test_a_project_token_is_not_an_api_v2_token(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator(project_tokens=("project-token",))
+    owner = httpx.Client(
+        transport=emu.transport(), base_url=BASE_URL, headers={"Circle-Token": TOKEN}
+    )
+    pipeline_id = Api(owner).trigger("gh/acme/a")
+    project = httpx.Client(
+        transport=emu.transport(), base_url=BASE_URL, headers={"Circle-Token": "project-token"}
+    )
+    assert project.get("/me").json() == {"message": "You must log in first."}
+    trigger = project.post("/project/gh/acme/a/pipeline", json={})
+    assert (trigger.status_code, trigger.json()) == (404, {"message": "Project not found"})
+    assert project.get(f"/pipeline/{pipeline_id}").status_code == 404
+    assert owner.get("/me").status_code == 200
+
+
+def test_a_clock_following_fake_time_lets_delays_pass_as_the_client_sleeps(
+    make_emulator: Callable[..., Emulator],
+) -> None:
+    fake = {"now": 100.0}
+    emu = make_emulator(
+        clock=clock_following(lambda: fake["now"]),
+        switches={"creation_delay": 4, "workflow_delay": 2},
+    )
+    api = Api(
+        httpx.Client(transport=emu.transport(), base_url=BASE_URL, headers={"Circle-Token": TOKEN})
+    )
+    pipeline_id = api.trigger("gh/acme/b")
+    fake["now"] += 3.5
+    assert _pipeline(api, pipeline_id)["state"] == "pending"
+    fake["now"] += 0.5
+    assert _pipeline(api, pipeline_id)["state"] == "created"
+    assert _workflows(api, pipeline_id) == []
+    fake["now"] += 2
+    assert len(_workflows(api, pipeline_id)) == 1

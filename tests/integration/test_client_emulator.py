@@ -19,7 +19,13 @@ from circleback.models import JobStatus, JobType, PipelineState, WorkflowStatus
 
 CONFIGS = Path(__file__).parents[1] / "relay" / "configs"
 TOKEN = "CCIPAT_integration-token"
-PROJECTS = {"gh/acme/a": CONFIGS / "a.yml", "gh/acme/b": CONFIGS / "b.yml"}
+#: B passes A's id to a job through environment:, as the docs advise.
+CALLBACK = Path(__file__).parents[1] / "emulator" / "configs" / "callback.yml"
+PROJECTS = {
+    "gh/acme/a": CONFIGS / "a.yml",
+    "gh/acme/b": CONFIGS / "b.yml",
+    "gh/acme/callback": CALLBACK,
+}
 
 
 class NoSleep:
@@ -49,13 +55,21 @@ def setup(request: pytest.FixtureRequest) -> Iterator[tuple[Emulator, CircleCICl
 def test_the_whole_pattern_through_the_client(setup: tuple[Emulator, CircleCIClient]) -> None:
     emu, client = setup
     a = client.trigger_pipeline("gh/acme/a", branch="main")
+    assert a.state is PipelineState.PENDING  # created a moment later, as on CircleCI
     assert client.get_pipeline(a.id).state is PipelineState.CREATED
     emu.finish_job_by_name("gh/acme/a", "build", "success")
     emu.finish_job_by_name("gh/acme/a", "trigger", "success")
     b = client.trigger_pipeline(
         "gh/acme/b", branch="main", parameters={"triggering-pipeline-id": a.id}
     )
-    assert client.get_pipeline(b.id).trigger_parameters == {"triggering-pipeline-id": a.id}
+    assert client.get_pipeline(b.id).trigger_parameters is None  # never echoed
+    with httpx.Client(
+        transport=emu.transport(),
+        base_url="http://127.0.0.1/api/v2",
+        headers={"Circle-Token": TOKEN},
+    ) as http:
+        compiled = http.get(f"/pipeline/{b.id}/config").json()["compiled"]
+    assert f"CIRCLEBACK_UPSTREAM_PIPELINE_ID: {a.id}" in compiled  # where A's id can be read
     (wf,) = list(client.list_pipeline_workflows(a.id))
     jobs = list(client.list_workflow_jobs(wf.id))  # 4 jobs over two pages of 2
     assert [j.name for j in jobs] == ["build", "trigger", "wait-for-triggered-pipeline", "check"]

@@ -10,6 +10,7 @@ exists: pycircleci reads ``next_page_token`` unconditionally (alpinweis/pycircle
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -72,5 +73,13 @@ def test_pycircleci_breaks_where_the_last_page_token_is_left_out(
     a = api.trigger_pipeline("acme", "a", branch="main")
     emu.set_switches(last_page_token="omit")
     (workflow,) = api.get_pipeline_workflow(a["id"])  # one page: fine without paginate
+    if _version("pycircleci") > (0, 7, 0):  # pragma: no cover - a release may fix #36
+        assert len(api.get_workflow_jobs(workflow["id"], paginate=True)) == 4
+        return
     with pytest.raises(KeyError, match="next_page_token"):
         api.get_workflow_jobs(workflow["id"], paginate=True)
+
+
+def _version(name: str) -> tuple[int, ...]:
+    parts = metadata.version(name).split(".")
+    return tuple(int(p) for p in parts if p.isdigit())

@@ -100,7 +100,7 @@ def pipelines_carrying(world: World, upstream: str) -> list[dict[str, Any]]:
     return [
         p
         for p in world.emu.state_dump()["pipelines"]
-        if p["project_slug"] == B and p["trigger_parameters"].get(CALLBACK) == upstream
+        if p["project_slug"] == B and p["sent_parameters"].get(CALLBACK) == upstream
     ]
 
 
@@ -138,7 +138,7 @@ def check_trigger(world: World, scenario: Scenario, expect: Expect, tmp_path: Pa
 
 def check_approve(world: World, scenario: Scenario, expect: Expect, tmp_path: Path) -> None:
     a = world.upstream_on_hold()
-    world.trigger(B, **{CALLBACK: a})
+    b = world.downstream(a)
     hold_id = next(
         j["id"]
         for j in world.emu.state_dump()["jobs"]
@@ -154,6 +154,8 @@ def check_approve(world: World, scenario: Scenario, expect: Expect, tmp_path: Pa
         "--json",
         "--allow-project",
         "gh/acme/*",
+        "--downstream-pipeline-id",
+        b,
     )
     assert_clean(world, result, expect.code, scenario)
     approves = [r["path"] for r in world.requests() if "/approve/" in r["path"]]

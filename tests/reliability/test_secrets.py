@@ -54,7 +54,8 @@ def commands(world: World, tmp_path: Path) -> dict[str, list[str]]:
     state = tmp_path / "s.json"
     return {
         "trigger": ["trigger", B, "--upstream-pipeline-id", a, "--state-file", str(state)],
-        "approve": ["approve", "--pipeline-id", a, "--allow-project", "gh/acme/*"],
+        "approve": ["approve", "--pipeline-id", a, "--allow-project", "gh/acme/*"]
+        + ["--downstream-pipeline-id", b],
         "status": ["status", "--pipeline-id", b],
     }
 

@@ -39,8 +39,7 @@ def test_the_setup_workflow_completing_is_not_b_done(trigger_parameters: str) ->
             "/pipeline/continue",
             json={
                 "continuation-key": generate.continuation_key,
-                "configuration": CONTINUATION,
-                "parameters": {"triggering-pipeline-id": a_id},
+                "configuration": CONTINUATION,  # uses triggering-pipeline-id, set at trigger
             },
         )
         assert continued.status_code == 200, continued.text
