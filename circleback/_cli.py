@@ -59,6 +59,12 @@ class Runtime:
 
 RUNTIME = Runtime()
 
+#: No command but ``status`` (bounded by its ``--timeout``) works longer than this, in
+#: seconds, whatever the server does: CircleCI's own retries fit in far less.
+COMMAND_SECONDS = 600.0
+#: Seconds ``status`` keeps after its ``--timeout``, to cancel what is still running.
+CANCEL_SECONDS = 60.0
+
 #: Whether this invocation configured logging yet (errors before that still need it).
 _configured = {"logging": False}
 
@@ -123,18 +129,27 @@ def main_options(
     _configured["logging"] = True
 
 
-def _client() -> CircleCIClient:
+def _client(*, seconds: float = COMMAND_SECONDS) -> CircleCIClient:
+    """The command's client; all its work ends within ``seconds`` (``DeadlinePassed``)."""
     from circleback.client import CircleCIClient
     from circleback.settings import load_settings
 
-    return CircleCIClient.from_settings(
+    client = CircleCIClient.from_settings(
         load_settings(), transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
     )
+    client.set_deadline(seconds)
+    return client
 
 
 def _echo(text: str, *, err: bool = False) -> None:
-    """Print data or a report; redacted like log lines, as API data could echo the token."""
-    typer.echo(_redacted(text), err=err)
+    """Print data or a report; redacted like log lines, as API data could echo the token.
+
+    Control characters other than newlines are escaped (``printable_lines``): whatever a
+    renderer let through, no ESC, CR or NUL from API data reaches the terminal.
+    """
+    from circleback._text import printable_lines
+
+    typer.echo(printable_lines(_redacted(text)), err=err)
 
 
 def _print_json(document: Any) -> None:
@@ -349,7 +364,7 @@ def status(
         Path | None, typer.Option(help="Check every pipeline recorded in this file.")
     ] = None,
     timeout: Annotated[
-        str, typer.Option(help="Give up after this long (90s, 10m, 1h); exit 4.")
+        str, typer.Option(help="Give up after this long (90s, 10m, 1h), even mid-request; exit 4.")
     ] = "30m",
     junit: Annotated[
         Path | None, typer.Option(help="Write a JUnit XML report here (store_test_results).")
@@ -389,19 +404,30 @@ def status(
         )
     if junit is not None:
         check_writable(junit, what="--junit")  # before a wait of up to --timeout
-    with _client() as client:
-        if pipeline_id is not None:
-            records = [downstream_from_id(client, pipeline_id)]
+    with _client(seconds=seconds + CANCEL_SECONDS) as client:
+        so_far: StatusReport | None = None
         try:
-            report = wait_for_downstream(
-                client,
-                records,
-                timeout=seconds,
-                sleep=RUNTIME.sleep,
-                clock=RUNTIME.clock,
-                required_jobs=required,
+            # --timeout holds inside a request too: a server that answers one byte at a
+            # time is cut off at the deadline, not at the end of its answer.
+            with client.deadline(seconds):
+                if pipeline_id is not None:
+                    records = [downstream_from_id(client, pipeline_id)]
+                report = wait_for_downstream(
+                    client,
+                    records,
+                    timeout=seconds,
+                    sleep=RUNTIME.sleep,
+                    clock=RUNTIME.clock,
+                    required_jobs=required,
+                )
+        except (errors.WaitTimeout, errors.DeadlinePassed) as caught:
+            if isinstance(caught, StatusTimeout):
+                so_far = caught.report
+            exc = (
+                caught
+                if isinstance(caught, errors.WaitTimeout)
+                else errors.WaitTimeout(f"Gave up after {seconds:.0f}s: {caught.message}")
             )
-        except StatusTimeout as exc:
             if cancel_downstream_on_timeout:
                 from circleback.relay.status import cancel_downstream
 
@@ -411,8 +437,9 @@ def status(
                     if canceled
                     else " Nothing downstream was still running to cancel."
                 )
-            _report_status(exc.report, junit, as_json)
-            raise
+            if so_far is not None:
+                _report_status(so_far, junit, as_json)
+            raise exc from None
     _report_status(report, junit, as_json)
     if not report.succeeded:
         failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]

@@ -79,7 +79,7 @@ class WSGIApp:
             status, headers, body = self._control(method, path[len(CONTROL_PREFIX) :], environ)
             return send(start_response, status, headers, body)
 
-        fault = self._emu.take_fault(method, path)
+        fault = self._emu.take_fault(method, path, query)
         entry: dict[str, Any] = {
             "time": iso(self._emu.now()),
             "method": method,

@@ -46,6 +46,11 @@ WORKFLOW_ONLY_KEYS = frozenset(
 _PARAMETER_TYPES = frozenset({"string", "boolean", "integer", "enum"})
 _REFERENCE = re.compile(r"<<\s*([A-Za-z0-9_.\-]+)\s*>>")
 
+#: Bounds on a parsed config (values counted with every alias expanded, nesting levels):
+#: far above any real config, far below what would stall the emulator.
+MAX_CONFIG_NODES = 200_000
+MAX_CONFIG_DEPTH = 64
+
 # CircleCI's documented limits on trigger parameters (spec: TriggerPipelineParameters).
 _MAX_PARAMETERS = 100
 _MAX_KEY_LENGTH = 128
@@ -111,14 +116,39 @@ def read_config(path: Path) -> str:
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """Parse config YAML, raising ConfigError for anything CircleCI could not read."""
+    """Parse config YAML, raising ConfigError for anything CircleCI could not read.
+
+    Configs arrive from API clients too (``POST /pipeline/continue``), so their size is
+    bounded as the emulator walks them: at most :data:`MAX_CONFIG_NODES` nodes counting every
+    alias expansion (a "billion laughs" document is refused, not expanded) and
+    :data:`MAX_CONFIG_DEPTH` levels.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"Unable to parse YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"Config nests deeper than {MAX_CONFIG_DEPTH} levels.") from None
     if not isinstance(data, dict):
         raise ConfigError("Config is not a YAML mapping.")
+    _check_size(data)
     return data
+
+
+def _check_size(data: Any) -> None:
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"Config has more than {MAX_CONFIG_NODES} values once expanded.")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"Config nests deeper than {MAX_CONFIG_DEPTH} levels.")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def load_config(path: Path) -> dict[str, Any]:

@@ -198,6 +198,7 @@ class EmulatorCore:
         *,
         method: str = "*",
         path: str = "",
+        query: str = "",
         count: int | None = 1,
         status: int | None = None,
         retry_after: int | str | None = None,
@@ -214,6 +215,7 @@ class EmulatorCore:
             kind=kind,
             method=method,
             path=path,
+            query=query,
             remaining=count,
             status=status,
             retry_after=None if retry_after is None else str(retry_after),
@@ -237,11 +239,11 @@ class EmulatorCore:
         with self._lock:
             return list(self._faults)
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str, query: str = "") -> Fault | None:
         """The first pending fault matching the request, counted as used."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, query):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining == 0:

@@ -20,7 +20,7 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from circleback import errors
@@ -255,8 +255,7 @@ def _find_and_approve(
                 )
                 continue
             if job.status == JobStatus.ON_HOLD:
-                listed.extend(jobs)  # the rest of the list: A's record may be on any job
-                records = downstream_from_jobs(client, wf.project_slug, listed)
+                records = _records(client, wf, listed, jobs, own)
                 proof = link.prove_approval(client, pipeline_id, own, records)
                 link.require(proof, f"release {job.name!r} of {project} pipeline {pipeline_id}")
                 pending = _pending_siblings(client, records, fan_in) if fan_in else []
@@ -276,6 +275,32 @@ def _find_and_approve(
             seen.append((wf, job))
             break
     return _judge_without_hold(seen, approvals, project, pipeline_id, job_name, workflow_name)
+
+
+def _records(
+    client: CircleCIClient, wf: Workflow, listed: list[Job], rest: Iterator[Job], own: str
+) -> list[Downstream]:
+    """A's trigger records in the hold's workflow.
+
+    The jobs listed before the hold come first (the trigger job precedes the hold it
+    feeds); only when their records do not already name this B is the rest of the list
+    read. A list that never ends is read up to the client's cap and judged on what it
+    gave: a record can then only be missing, which proves nothing and releases nothing.
+    """
+    records = downstream_from_jobs(client, wf.project_slug, listed)
+    if own and any(r.pipeline_id.lower() == own.lower() for r in records):
+        return records
+    before = len(listed)
+    try:
+        listed.extend(rest)
+    except errors.PaginationLoop as exc:
+        logger.warning(
+            "A's job list did not end; judging its record from the jobs read",
+            extra={"workflow": wf.name, "why": exc.message},
+        )
+    more = downstream_from_jobs(client, wf.project_slug, listed[before:])
+    known = {r.pipeline_id for r in records}
+    return [*records, *(r for r in more if r.pipeline_id not in known)]
 
 
 def _pending_siblings(

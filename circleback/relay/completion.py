@@ -199,20 +199,34 @@ class Watch:
 
     def judge(self, pipeline: Pipeline, workflows: Sequence[Workflow]) -> Completion:
         """``judge`` for this pipeline, counting the time it has been seen empty."""
+        return self.judge_state(pipeline.id, pipeline.state, workflows)
+
+    def judge_state(
+        self, pipeline_id: str, state: PipelineState | str, workflows: Sequence[Workflow]
+    ) -> Completion:
+        """``judge`` from a pipeline's id and state (when the caller has no Pipeline)."""
         now = self._clock()
-        empty = pipeline.state == PipelineState.CREATED and not any(
-            not w.is_setup for w in workflows
-        )
+        empty = state == PipelineState.CREATED and not any(not w.is_setup for w in workflows)
         if not empty:
-            self._empty_since.pop(pipeline.id, None)
-            return judge(pipeline.state, workflows, no_workflow_grace=self.no_workflow_grace)
-        since = self._empty_since.setdefault(pipeline.id, now)
+            self._empty_since.pop(pipeline_id, None)
+            return judge(state, workflows, no_workflow_grace=self.no_workflow_grace)
+        since = self._empty_since.setdefault(pipeline_id, now)
         return judge(
-            pipeline.state,
-            workflows,
-            empty_for=now - since,
-            no_workflow_grace=self.no_workflow_grace,
+            state, workflows, empty_for=now - since, no_workflow_grace=self.no_workflow_grace
         )
+
+    def look_workflows(
+        self, client: CircleCIClient, pipeline_id: str
+    ) -> tuple[Pipeline | None, list[Workflow], Completion]:
+        """Judge from the workflow list alone when it can (one request), else read the
+        pipeline too. A pipeline listing a workflow other than a setup workflow has been
+        created (a setup pipeline lists others only after its continuation), so its state
+        is known to be ``created``; the Pipeline is then None."""
+        workflows = list(client.list_pipeline_workflows(pipeline_id))
+        if any(not w.is_setup for w in workflows):
+            return None, workflows, self.judge_state(pipeline_id, PipelineState.CREATED, workflows)
+        pipeline = client.get_pipeline(pipeline_id)
+        return pipeline, workflows, self.judge(pipeline, workflows)
 
     def look(self, client: CircleCIClient, pipeline_id: str) -> tuple[Pipeline, Completion]:
         """Read a pipeline and its workflows (two requests, plus pages) and judge them."""

@@ -135,6 +135,13 @@ def evidence_from_config(pipeline_id: str, config: PipelineConfig) -> ConfigEvid
         return ConfigEvidence(
             pipeline_id, False, why="its compiled config is empty (not processed yet, or errored)"
         )
+    if re.search(r"<<\s*pipeline\.parameters\.", body):
+        # Not substituted: this text cannot show what was passed (fail closed).
+        return ConfigEvidence(
+            pipeline_id,
+            False,
+            why="its compiled config shows pipeline parameters unsubstituted",
+        )
     hard_coded = {m.lower() for m in _UUID.findall(source)}
     own = pipeline_id.strip().lower()
     carried = frozenset(

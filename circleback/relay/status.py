@@ -248,7 +248,8 @@ def wait_for_downstream(
 ) -> StatusReport:
     """Wait until every downstream pipeline is done; report them all.
 
-    Raises ``StatusTimeout`` (exit 4) when ``timeout`` passes first, never earlier. Does
+    Raises ``StatusTimeout`` (exit 4) when ``timeout`` passes first: never earlier, and
+    not later either, even in the middle of a request (the client's ``deadline``). Does
     not raise on failure: the caller decides from ``StatusReport.succeeded`` (the CLI
     exits 1). ``concurrency`` bounds the pipelines looked at in parallel (1: in turn).
     """
@@ -257,6 +258,20 @@ def wait_for_downstream(
             "No downstream pipeline to check.",
             hint="Pass --pipeline-id, or a --state-file that 'circleback trigger' wrote to.",
         )
+    with client.deadline(timeout):
+        return _wait(client, downstream, timeout, poll, sleep, clock, concurrency, required_jobs)
+
+
+def _wait(
+    client: CircleCIClient,
+    downstream: Sequence[Downstream],
+    timeout: float,
+    poll: PollPolicy,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    concurrency: int,
+    required_jobs: Sequence[str],
+) -> StatusReport:
     started = clock()
     deadline = started + timeout
     delay = poll.first_delay
@@ -266,8 +281,22 @@ def wait_for_downstream(
     warned: set[str] = set()
     while True:
         pending = [r for r in downstream if r.pipeline_id not in finished]
-        looks = _look_all(client, pending, watch, concurrency)
         waiting: list[str] = []
+        try:
+            looks = _look_all(client, pending, watch, concurrency)
+        except errors.DeadlinePassed as exc:
+            # The timeout holds inside a request: an answer still arriving is given up on,
+            # and the report says what was seen before.
+            raise _timeout(
+                downstream,
+                finished,
+                last,
+                started,
+                timeout,
+                clock,
+                required_jobs,
+                f"an answer still arriving ({exc.message})",
+            ) from None
         for record, (report, verdict) in zip(pending, looks, strict=True):
             for unknown in verdict.unknown:
                 if f"{record.pipeline_id}:{unknown}" not in warned:
@@ -290,17 +319,49 @@ def wait_for_downstream(
             return StatusReport(reports, _required(reports, required_jobs))
         remaining = deadline - clock()
         if remaining <= 0:
-            reports = tuple(finished.get(d.pipeline_id) or last[d.pipeline_id] for d in downstream)
-            so_far = StatusReport(reports, _required(reports, required_jobs), timed_out=True)
-            raise StatusTimeout(
-                f"Gave up after {clock() - started:.0f}s (--timeout {timeout:.0f}s) waiting "
-                f"for: {'; '.join(waiting)}.",
-                so_far,
+            raise _timeout(
+                downstream,
+                finished,
+                last,
+                started,
+                timeout,
+                clock,
+                required_jobs,
+                "; ".join(waiting),
             )
         wait = min(delay, remaining)
         logger.info("waiting for downstream", extra={"waiting": waiting, "delay": wait})
         sleep(wait)
         delay = min(delay * poll.factor, poll.max_delay)
+
+
+def _timeout(
+    downstream: Sequence[Downstream],
+    finished: dict[str, PipelineReport],
+    last: dict[str, PipelineReport],
+    started: float,
+    timeout: float,
+    clock: Callable[[], float],
+    required_jobs: Sequence[str],
+    waiting: str,
+) -> StatusTimeout:
+    """The timeout, carrying the report so far (a pipeline never seen says so)."""
+
+    def so_far(d: Downstream) -> PipelineReport:
+        seen = finished.get(d.pipeline_id) or last.get(d.pipeline_id)
+        if seen is not None:
+            return seen
+        return PipelineReport(
+            d.project_slug, d.pipeline_id, d.number, d.state, d.url, waiting="not looked at yet"
+        )
+
+    reports = tuple(so_far(d) for d in downstream)
+    report = StatusReport(reports, _required(reports, required_jobs), timed_out=True)
+    return StatusTimeout(
+        f"Gave up after {clock() - started:.0f}s (--timeout {timeout:.0f}s) waiting for: "
+        f"{waiting}.",
+        report,
+    )
 
 
 def _required(reports: Sequence[PipelineReport], names: Sequence[str]) -> tuple[RequiredJob, ...]:
@@ -340,13 +401,19 @@ def _look_all(
 def _look(
     client: CircleCIClient, record: Downstream, watch: Watch
 ) -> tuple[PipelineReport, Completion]:
-    """One look at one pipeline under the completion rule."""
-    pipeline, verdict = watch.look(client, record.pipeline_id)
-    url = record.url or _record(client, pipeline).url
+    """One look at one pipeline under the completion rule (usually one request: the
+    workflows carry the project and number, and show the pipeline was created)."""
+    found, workflows, verdict = watch.look_workflows(client, record.pipeline_id)
+    if found is not None:
+        slug, number = found.project_slug, found.number
+    else:
+        slug, number = workflows[0].project_slug, workflows[0].pipeline_number
+    url = record.url or pipeline_url(app_url(client.base_url), slug, number)
+    pipeline = _Where(slug, number)
     base = PipelineReport(
-        project_slug=pipeline.project_slug,
-        pipeline_id=pipeline.id,
-        number=pipeline.number,
+        project_slug=slug,
+        pipeline_id=record.pipeline_id,
+        number=number,
         state=verdict.state,
         url=url,
         superseded=verdict.superseded,
@@ -357,7 +424,8 @@ def _look(
         )
         return _with(base, workflows=partial, waiting=verdict.reason or "not done"), verdict
     if verdict.phase is Phase.ERRORED:
-        reasons = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
+        errored = found.errors if found is not None else ()
+        reasons = tuple(f"{e.type}: {e.message}" for e in errored) or ("errored",)
         return _with(base, errors=reasons), verdict
     reports = tuple(_workflow_report(client, pipeline, w) for w in verdict.workflows)
     if verdict.phase in {Phase.NO_WORKFLOWS, Phase.SETUP_FAILED}:
@@ -371,8 +439,16 @@ def _with(base: PipelineReport, **changes: Any) -> PipelineReport:
     return replace(base, **changes)
 
 
+@dataclass(frozen=True)
+class _Where:
+    """What a report needs of a pipeline: its project and number."""
+
+    project_slug: str
+    number: int
+
+
 def _workflow_report(
-    client: CircleCIClient, pipeline: Pipeline, wf: Workflow, *, with_jobs: bool = True
+    client: CircleCIClient, pipeline: _Where, wf: Workflow, *, with_jobs: bool = True
 ) -> WorkflowReport:
     app = app_url(client.base_url)
 

@@ -256,10 +256,11 @@ def read_upstream(client: CircleCIClient, upstream_id: str) -> Pipeline:
     """A's own pipeline; an id CircleCI does not know is refused before anything is sent."""
     try:
         return client.get_pipeline(upstream_id)
-    except errors.NotFound:
+    except errors.NotFound as exc:
         raise ConfigurationError(
-            f"Upstream pipeline {upstream_id} does not exist (or this token cannot see it): "
-            "the downstream pipeline could never call back to it. Nothing was triggered.",
+            f"Upstream pipeline {upstream_id} does not exist (or this token cannot see it: "
+            f"{exc.message}): the downstream pipeline could never call back to it. Nothing "
+            "was triggered.",
             hint="Leave --upstream-pipeline-id to $CIRCLE_PIPELINE_ID, or pass "
             "<< pipeline.id >>; " + hints.token_hint(),
         ) from None

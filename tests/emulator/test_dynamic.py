@@ -207,3 +207,32 @@ def test_a_pipeline_can_only_be_continued_within_six_hours(
     key = next(run.continuation_key for run in started if run.pipeline_id == pipeline_id)
     clock.advance(6 * 3600 + 1)
     assert _continue(api, key).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    [
+        # "billion laughs": nine levels of ten aliases each, 10**9 values once expanded
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n"
+            for i in range(8)
+        )
+        + "version: 2.1\nworkflows: {w: {jobs: [*i]}}\n",
+        "version: 2.1\nx: " + "[" * 200 + "]" * 200 + "\n",
+    ],
+    ids=["alias-bomb", "deep"],
+)
+def test_a_hostile_continuation_config_errors_the_pipeline_without_stalling(
+    realistic: tuple[Emulator, Api], started: list[JobRun], configuration: str
+) -> None:
+    _, api = realistic
+    pipeline_id = api.trigger(SETUP)
+    key = next(run.continuation_key for run in started if run.pipeline_id == pipeline_id)
+    answer = api.client.post(
+        "/pipeline/continue", json={"continuation-key": key, "configuration": configuration}
+    )
+    assert answer.status_code == 200
+    pipeline = api.client.get(f"/pipeline/{pipeline_id}").json()
+    assert pipeline["state"] == "errored"
+    assert "Config" in pipeline["errors"][0]["message"]

@@ -455,3 +455,17 @@ def test_a_clock_following_fake_time_lets_delays_pass_as_the_client_sleeps(
     assert _workflows(api, pipeline_id) == []
     fake["now"] += 2
     assert len(_workflows(api, pipeline_id)) == 1
+
+
+def test_a_page_token_can_answer_404(world: Any) -> None:
+    """circleci-docs#6472: "occasionally a next-page-token simply returns Not Found"."""
+    emu, api = world()
+    emu.set_page_size(1)
+    api.trigger("gh/acme/a")
+    api.trigger("gh/acme/a")
+    emu.add_fault("status", status=404, body={"message": "Not Found"}, query="page-token=")
+    first = api.client.get("/project/gh/acme/a/pipeline")
+    assert first.status_code == 200  # no page token: the fault does not match
+    token = first.json()["next_page_token"]
+    second = api.client.get("/project/gh/acme/a/pipeline", params={"page-token": token})
+    assert (second.status_code, second.json()) == (404, {"message": "Not Found"})

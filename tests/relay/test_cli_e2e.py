@@ -113,9 +113,9 @@ def test_happy_path_request_counts(world: World, tmp_path: Path) -> None:
         "POST workflow",
     ]
     assert approve_requests[-2]["path"].endswith("/config")
-    # the pipeline (for its slug), then one look (pipeline, workflows), then each
-    # workflow's jobs for the report (not_run jobs, required jobs)
-    assert len(status_requests) == 5
+    # the pipeline (for its slug), then one look (its workflows show it was created),
+    # then each workflow's jobs for the report (not_run jobs, required jobs)
+    assert len(status_requests) == 4
 
 
 def test_trigger_json_and_parameters(world: World, tmp_path: Path) -> None:
@@ -220,11 +220,11 @@ def test_undeclared_parameter_answered_404_is_not_blamed_on_the_slug(world: Worl
     # slug and token. The token can read the project's pipelines, so it is the parameter.
     world.emu.set_switches(parameter_errors="not_found")
     a = world.upstream_on_hold()
-    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "-p", "requested-by=staging")
+    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "-p", "requestor=staging")
     assert result.code == 3
     assert "Project not found" in result.err
     assert "the 404 means a parameter its config does not declare" in result.err
-    assert "'requested-by'" in result.err
+    assert "'requestor'" in result.err
 
 
 def test_404_on_a_project_the_token_cannot_see_mentions_project_tokens(world: World) -> None:

@@ -76,10 +76,10 @@ def test_trigger_waits_while_b_is_pending_then_confirms(world: World) -> None:
 
 def test_trigger_names_the_parameter_b_errored_on(world: World) -> None:
     a = world.upstream_on_hold()
-    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "-p", "requested-by=prod")
+    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "-p", "requestor=prod")
     assert result.code == 1, result.err
-    assert "Unexpected argument(s): requested-by" in result.err
-    assert "does not declare 'requested-by'" in result.err
+    assert "Unexpected argument(s): requestor" in result.err
+    assert "does not declare 'requestor'" in result.err
 
 
 # -- status: the completion rule ------------------------------------------------------------
@@ -316,3 +316,29 @@ def test_two_downstreams_of_one_project_are_both_judged(world: World, tmp_path: 
     result = world.cli("status", "--state-file", str(state))
     assert result.code == 1
     assert f"{B} #1" in result.err
+
+
+# -- the chain guard on evidence CircleCI exposes --------------------------------------------
+
+
+def test_the_chain_guard_refuses_a_b_a_cycle_without_trigger_parameters(world: World) -> None:
+    # Why: the guard walked up through trigger_parameters, which never carry the callback
+    # parameter on CircleCI, so A → B → A passed silently.
+    a = world.upstream_on_hold()
+    b = world.cli("trigger", B, "--upstream-pipeline-id", a).out.strip()
+    assert "trigger_parameters" not in world.api.get(f"/pipeline/{b}").json()
+    world.emu.clear_request_log()
+    result = world.cli("trigger", A, "--upstream-pipeline-id", b)
+    assert result.code == 2, result.err
+    assert f"{A} #1 → {B} #1 → {A}" in result.err
+    assert posts(world) == []
+
+
+def test_the_chain_guard_says_when_it_cannot_see_further_up(world: World) -> None:
+    # A was itself triggered with an id nobody can read: the guard stops there, says so,
+    # and lets the trigger go (it refuses only what it can prove).
+    a = world.trigger(A, **{"triggering-pipeline-id": "5034460f-c7c4-4c43-9457-de07e2029e7b"})
+    result = world.cli("trigger", B, "--upstream-pipeline-id", a)
+    assert result.code == 0, result.err
+    assert "cannot see further up" in result.err
+    assert "cannot read upstream pipeline 5034460f-c7c4-4c43-9457-de07e2029e7b" in result.err

@@ -37,6 +37,7 @@ PROJECTS = {
     "gh/evil/a": CONFIGS / "a.yml",
     "gh/acme/b-undeclared-twin": CONFIGS / "b.yml",
     "gh/acme/b-typed": CONFIGS / "b_typed.yml",
+    "gh/acme/b-tags": CONFIGS / "b_tags.yml",
     "gh/acme/b-filtered": CONFIGS / "b_filtered.yml",
     "gh/acme/b-no-callback": CONFIGS / "b_no_callback.yml",
     "gh/acme/b-dynamic": CONFIGS / "b_dynamic.yml",

@@ -21,7 +21,7 @@ from circleback import _cli
 from circleback.client import CircleCIClient
 from circleback.emulator.server import EmulatorServer, make_server
 from circleback.relay import Outcome, approve
-from tests.relay.world import TOKEN, B, World
+from tests.relay.world import TOKEN, World
 
 pytestmark = pytest.mark.loopback
 

@@ -109,6 +109,8 @@ def pipelines_carrying(world: World, upstream: str) -> list[dict[str, Any]]:
 
 def check_trigger(world: World, scenario: Scenario, expect: Expect, tmp_path: Path) -> None:
     a = world.upstream_on_hold()
+    if scenario.switches:  # only B's pipelines see the row's layout or delay
+        world.emu.set_switches(dict(scenario.switches))
     state = tmp_path / "downstream.json"
     result = run(
         world,
@@ -212,5 +214,10 @@ def test_every_command_meets_every_required_fault() -> None:
     statuses = {s.injection.status for s in matrix.SCENARIOS}
     assert {429, 500, 502, 503, 504} <= statuses
     for scenario in matrix.SCENARIOS:
+        if scenario.id.startswith("lost-response-"):
+            assert set(scenario.expect) == {"trigger"}, scenario.id  # a layout: trigger only
+            continue
         expected = set(matrix.COMMANDS) - ({"status"} if scenario.id == "lost-response" else set())
         assert set(scenario.expect) == expected, scenario.id
+    layouts = {s.switches.get("trigger_parameters", "absent") for s in matrix.SCENARIOS}
+    assert layouts == {"absent", "namespaces", "echo"}  # a lost answer under each layout

@@ -122,3 +122,15 @@ def test_parameters_read_back_or_contradicted() -> None:
 def test_a_value_inside_a_longer_word_does_not_count() -> None:
     ev = evidence_from_config(B, compiled(A, who="production"))
     assert check_parameters(ev, {"requested-by": "prod"}).contradicted == ("requested-by",)
+
+
+def test_a_compiled_config_without_substituted_values_proves_nothing() -> None:
+    # If CircleCI ever returned `compiled` with the parameters left as placeholders, the
+    # evidence is unreadable (nothing released, nothing adopted), never "does not carry".
+    config = PipelineConfig(
+        source=SOURCE, compiled="env: << pipeline.parameters.triggering-pipeline-id >>\n"
+    )
+    ev = evidence_from_config(B, config)
+    assert not ev.readable
+    assert "unsubstituted" in ev.why
+    assert judge_approval(A, B, [], ev).verdict is Verdict.UNKNOWN
