@@ -12,9 +12,10 @@ circleback orb, the CLI over loopback):
 CircleCI takes time to start each job (provisioning an executor, pulling an image): that
 is modelled as a delay before the first step of every job, the same in both arms
 (``--start-delay``, seconds, several values); B's tests take ``B_WORK`` seconds so that A
-reaches its hold before B ends, as it does in real use. The latency is read from the emulator's own
-timestamps: A's hold ``stopped_at`` minus B's ``build-and-test`` ``stopped_at``. Arms
-alternate run by run, so drift on this shared machine hits both; figures are medians.
+reaches its hold before B ends, as it does in real use. The latency is read from the
+emulator's own timestamps (switched to milliseconds): A's hold ``stopped_at`` minus B's
+``build-and-test`` ``stopped_at``. Arms alternate run by run, so drift on this shared
+machine hits both; figures are medians.
 
     .venv/bin/python benchmarks/release_latency.py [--quick] [--json PATH]
 """
@@ -47,6 +48,8 @@ CONFIG_B = {
 }
 HOLD = "wait-for-triggered-pipeline"
 TIMEOUT = 180.0
+#: Job timestamps with milliseconds: CircleCI's whole seconds cannot time a release.
+SWITCHES = {"timestamps": "millis"}
 
 
 #: Seconds B's tests take: long enough for A to reach its hold first, as in real use
@@ -82,7 +85,9 @@ def one_run(arm: str, start_delay: float) -> dict[str, Any]:
     """Run A and B once; the latency and how the run ended."""
     projects = {A: CONFIG_A, B: CONFIG_B[arm]}
     with contextlib.ExitStack() as stack:
-        local = stack.enter_context(run_locally(projects, before_step=StartDelay(start_delay)))
+        local = stack.enter_context(
+            run_locally(projects, switches=SWITCHES, before_step=StartDelay(start_delay))
+        )
         if arm == "webhook":
             stack.enter_context(receive_locally(local, allow=["gh/acme/*"], downstream=[B]))
         local.trigger(A)
