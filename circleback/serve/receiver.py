@@ -1,11 +1,13 @@
 """What one verified webhook delivery makes the receiver do: usually nothing, or release A.
 
 The event is a hint and nothing more. Its status is never read: B is re-read from the API,
-and A's hold is released only when the API shows that B is done (the completion rule in
-``circleback.serve.evidence``), that B's pipeline names A as its upstream, that A's own
-trigger record names B (both directions: a forged ``triggering-pipeline-id`` cannot pass),
-that A's project is on the allow-list, and that every other pipeline A recorded is done
-too. The release itself is ``approve``'s: approval jobs only, by name, idempotent.
+and A's hold is released only when the API shows that B is done (``circleback.relay.
+completion``), that B's compiled config carries A's id (the only place B's parameters can
+be read), that A's trigger record lists B or is silent (``circleback.relay.link``: a record
+naming other pipelines contradicts a forged ``triggering-pipeline-id``), that A's project is
+on the allow-list, and that every other pipeline A recorded is done too. The release itself
+is ``approve``'s, which proves the link again in the hold's own workflow: approval jobs
+only, by name, idempotent.
 
 Nothing is remembered between deliveries, so duplicates and replays cost a few reads and
 change nothing, and any number of replicas may serve the same URL: the last
