@@ -122,6 +122,9 @@ def run_demo(
                 )
                 say(f"The receiver listens at {url}; B's webhook is installed through the API.")
             say()
+            # The timeline orders events to the millisecond; CircleCI's whole-second job
+            # timestamps (the emulator's realistic default) would jumble a 2 s demo.
+            local.emulator.set_switches(timestamps="millis")
             start = datetime.now(timezone.utc)
             local.trigger(UPSTREAM, branch="main")
             finished = _wait(local, webhook)

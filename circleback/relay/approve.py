@@ -239,7 +239,10 @@ def _find_and_approve(
     candidates.sort(key=lambda w: w.is_final)
     seen: list[tuple[Workflow, Job]] = []
     approvals: list[tuple[Workflow, Job]] = []
+    holds: list[tuple[Workflow, Job, list[Downstream]]] = []
     for wf in candidates:
+        if holds and wf.is_final:
+            break  # a finished workflow holds nothing left to release
         listed: list[Job] = []
         jobs = iter(client.list_workflow_jobs(wf.id))
         for job in jobs:
@@ -255,26 +258,62 @@ def _find_and_approve(
                 )
                 continue
             if job.status == JobStatus.ON_HOLD:
-                records = _records(client, wf, listed, jobs, own)
-                proof = link.prove_approval(client, pipeline_id, own, records)
-                link.require(proof, f"release {job.name!r} of {project} pipeline {pipeline_id}")
-                pending = _pending_siblings(client, records, fan_in) if fan_in else []
-                if pending:
-                    return ApproveResult(
-                        Outcome.LEFT_FOR_SIBLINGS,
-                        pipeline_id,
-                        project,
-                        wf,
-                        job,
-                        (
-                            "Leaving the shared hold to the last downstream pipeline; still "
-                            f"running: {', '.join(pending)}.",
-                        ),
-                    )
-                return _release(client, wf, job, project, pipeline_id)
-            seen.append((wf, job))
+                holds.append((wf, job, _records(client, wf, listed, jobs, own)))
+            else:
+                seen.append((wf, job))
             break
+        if holds and _lists(holds[-1][2], own):
+            break  # the workflow whose record names this B: no need to look further
+    chosen, refused = _choose(client, pipeline_id, own, holds)
+    if chosen is not None:
+        wf, job, records = chosen
+        pending = _pending_siblings(client, records, fan_in) if fan_in else []
+        if pending:
+            return ApproveResult(
+                Outcome.LEFT_FOR_SIBLINGS,
+                pipeline_id,
+                project,
+                wf,
+                job,
+                (
+                    "Leaving the shared hold to the last downstream pipeline; still "
+                    f"running: {', '.join(pending)}.",
+                ),
+            )
+        return _release(client, wf, job, project, pipeline_id)
+    if refused is not None and not seen:
+        hold, proof = refused
+        link.require(proof, f"release {hold.name!r} of {project} pipeline {pipeline_id}")
     return _judge_without_hold(seen, approvals, project, pipeline_id, job_name, workflow_name)
+
+
+def _lists(records: Sequence[Downstream], own: str) -> bool:
+    return bool(own) and any(r.pipeline_id.lower() == own.lower() for r in records)
+
+
+def _choose(
+    client: CircleCIClient,
+    pipeline_id: str,
+    own: str,
+    holds: list[tuple[Workflow, Job, list[Downstream]]],
+) -> tuple[tuple[Workflow, Job, list[Downstream]] | None, tuple[Job, link.Link] | None]:
+    """The hold this B may release, or why none: a hold whose workflow's record lists B
+    first; else the first whose link B's compiled config proves (its workflow keeps no
+    record that contradicts it). B's config is read at most once."""
+    for hold in holds:
+        if _lists(hold[2], own):
+            return hold, None
+    evidence: link.ConfigEvidence | None = None
+    refused: tuple[Job, link.Link] | None = None
+    for hold in holds:
+        _, job, records = hold
+        if not records and own and evidence is None:
+            evidence = link.read_config_evidence(client, own)
+        proof = link.judge_approval(pipeline_id, own, records, None if records else evidence)
+        if proof.proven:
+            return hold, None
+        refused = refused or (job, proof)
+    return None, refused
 
 
 def _records(

@@ -342,3 +342,43 @@ def test_the_chain_guard_says_when_it_cannot_see_further_up(world: World) -> Non
     assert result.code == 0, result.err
     assert "cannot see further up" in result.err
     assert "cannot read upstream pipeline 5034460f-c7c4-4c43-9457-de07e2029e7b" in result.err
+
+
+# -- creation delays on fake time -----------------------------------------------------------
+
+
+@pytest.fixture
+def slow(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The world, with an emulator whose clock moves exactly as the CLI sleeps."""
+    from circleback.emulator import Emulator, clock_following
+    from tests.relay.world import PROJECTS, TOKEN
+
+    emu = Emulator(projects=PROJECTS, tokens=(TOKEN,), clock=clock_following(world.time.clock))
+    monkeypatch.setattr(
+        _cli,
+        "RUNTIME",
+        _cli.Runtime(transport=emu.transport(), sleep=world.time.sleep, clock=world.time.clock),
+    )
+    world.api.close()
+    slowed = World(emu=emu, time=world.time, capsys=world.capsys)
+    a = slowed.trigger(A)
+    slowed.emu.set_switches(creation_delay=20.0, workflow_delay=10.0)
+    slowed.upstream = a  # type: ignore[attr-defined]
+    return slowed
+
+
+def test_trigger_waits_out_creation_and_workflow_delays(slow: World) -> None:
+    # Why: a trigger answers `pending`; B's workflows come seconds later. trigger must not
+    # report success before it knows B will call back, nor give up at the first look.
+    result = slow.cli("trigger", B, "--upstream-pipeline-id", slow.upstream)  # type: ignore[attr-defined]
+    assert result.code == 0, result.err
+    assert slow.time.now >= 30  # created after 20 s, workflows 10 s later
+    assert "could not yet confirm" not in result.err
+
+
+def test_trigger_goes_on_with_a_warning_when_b_stays_pending(slow: World) -> None:
+    slow.emu.set_switches(creation_delay=3600.0)
+    result = slow.cli("trigger", B, "--upstream-pipeline-id", slow.upstream)  # type: ignore[attr-defined]
+    assert result.code == 0, result.err
+    assert "could not yet confirm" in result.err  # status judges it later
+    assert slow.time.now <= 130  # bounded by the confirmation wait (120 s)

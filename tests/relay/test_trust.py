@@ -198,3 +198,23 @@ def test_fan_in_does_not_count_a_sibling_waiting_for_its_continuation_as_done(
     assert result.json()["outcome"] == "left_for_siblings"
     assert "waiting for the continuation" in result.err
     assert world.job_status(a, HOLD) == "on_hold"
+
+
+def test_approve_releases_the_hold_of_the_workflow_whose_record_lists_b(
+    world: World, tmp_path: Path
+) -> None:
+    # A has two workflows, each with a trigger and a hold; B was triggered by "lint". Its
+    # config carries A's id either way: the record decides which hold is B's to release.
+    a = world.trigger("gh/acme/a2")
+    for _ in range(2):
+        world.finish("gh/acme/a2", "trigger", pipeline_id=a)
+    state = tmp_path / "lint.json"
+    b = triggered(world, a, B, state)
+    (lint,) = [w for w in world.workflows(a) if w["name"] == "lint"]
+    world.emu.add_artifact(
+        world.jobs(lint["id"])["trigger"]["id"], RECORD_ARTIFACT, state.read_bytes()
+    )
+    code, err = approve_as(world, a, b)
+    assert code == 0, err
+    assert world.job_status(a, HOLD, workflow="lint") == "success"
+    assert world.job_status(a, HOLD, workflow="release") == "on_hold"
