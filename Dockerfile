@@ -11,7 +11,7 @@
 FROM python:3.12-slim AS build
 WORKDIR /src
 RUN pip install --no-cache-dir build==1.2.2
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY circleback ./circleback
 COPY orbs/circleback/src ./orbs/circleback/src
 COPY examples ./examples

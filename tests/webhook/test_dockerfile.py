@@ -50,8 +50,51 @@ def test_every_copied_source_exists_and_reaches_the_build_context() -> None:
 def test_the_wheel_gets_what_pyproject_bundles() -> None:
     bundled = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     copied = " ".join(instructions("COPY"))
-    for source in [*bundled, PYPROJECT["project"]["readme"], "pyproject.toml"]:
+    needed = [*bundled, *PYPROJECT["project"].get("license-files", [])]
+    for source in [*needed, PYPROJECT["project"]["readme"], "pyproject.toml"]:
         assert source in copied, source
+
+
+def test_the_build_stage_builds_the_wheel_from_what_it_copies(tmp_path: Path) -> None:
+    """The build stage's context, file for file, builds a wheel with the receiver in it."""
+    import importlib.util
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    for module in ("build", "hatchling"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install -e '.[test]')")
+    stage = DOCKERFILE.split("\nFROM ")[1]
+    context = tmp_path / "src"
+    context.mkdir()
+    for line in stage.replace("\\\n", " ").splitlines():
+        if not line.startswith("COPY ") or "--from=" in line:
+            continue
+        *sources, target = shlex.split(line[len("COPY ") :])
+        for source in sources:
+            origin = ROOT / source
+            dest = context / (source if target == "./" else target)
+            if origin.is_dir():
+                shutil.copytree(origin, dest, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, dest)
+    out = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    (wheel,) = out.glob("circleback-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "circleback/serve/app.py" in names
+    assert "circleback/_bundled/examples/webhook/project-b/.circleci/config.yml" in names
 
 
 def test_the_serve_extra_carries_the_asgi_stack() -> None:
