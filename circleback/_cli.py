@@ -122,6 +122,8 @@ def main_options(
         )
     _options["verbose"] = verbose
     _options["log_format"] = log_format
+    if not _configured["logging"]:
+        _logging.defer(lambda: _ensure_logging(), verbose=verbose)
 
 
 _LOG_FORMATS = ("console", "json")

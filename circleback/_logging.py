@@ -29,7 +29,16 @@ from typing import Any, TextIO
 from circleback._redact import REDACTED, redact_value, register
 from circleback._text import printable
 
-__all__ = ["REDACTED", "bind", "choose_format", "configure", "emit", "get_logger", "reset"]
+__all__ = [
+    "REDACTED",
+    "bind",
+    "choose_format",
+    "configure",
+    "defer",
+    "emit",
+    "get_logger",
+    "reset",
+]
 
 #: Context bound per command: in every JSON line, left out of console lines (noise there).
 CONTEXT_KEYS = frozenset({"command", "upstream_pipeline_id", "pipeline_id", "project_slug"})
@@ -204,6 +213,33 @@ def configure(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+class _Deferred(logging.Handler):
+    """Stands in for the real handler until the first record: then configures, and passes
+    the record on. Library records (the client's, the receiver's) thus reach stderr without
+    any command having to configure logging up front, and paths that log nothing (the
+    no-op approve, ``--help``) never import structlog."""
+
+    def __init__(self, setup: Callable[[], None]) -> None:
+        super().__init__()
+        self._setup = setup
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._setup()
+        for handler in list(logging.getLogger("circleback").handlers):
+            if handler is not self and record.levelno >= handler.level:
+                handler.handle(record)
+
+
+def defer(setup: Callable[[], None], *, verbose: bool) -> None:
+    """Route ``circleback`` records to ``setup`` (which must call ``configure``) when one comes."""
+    root = logging.getLogger("circleback")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(_Deferred(setup))
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
 
