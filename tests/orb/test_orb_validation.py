@@ -266,9 +266,14 @@ def test_run_steps_include_a_script_and_pass_parameters_only_as_environment() ->
                         ref.startswith("parameters.") and ref.split(".", 1)[1] in declared
                     ), f"{key}: {var} refers to {ref}"
             # Every PARAM_ the step sets is read by its script, and vice versa, except the
-            # install script's approve-only switch, which defaults to off.
+            # install script's approve-only switch, which defaults to off, and the token's
+            # variable name, which install has no parameter for (it checks the usual names).
             read = set(re.findall(r"\bPARAM_[A-Z_]+\b", (SCRIPTS / script).read_text()))
-            optional = {"PARAM_SKIP_WITHOUT_UPSTREAM", "PARAM_UPSTREAM_PIPELINE_ID"}
+            optional = {
+                "PARAM_SKIP_WITHOUT_UPSTREAM",
+                "PARAM_UPSTREAM_PIPELINE_ID",
+                "PARAM_TOKEN_VAR",
+            }
             assert set(env) <= read, f"{key}: sets {sorted(set(env) - read)} that {script} ignores"
             missing = read - set(env) - (optional if script == "install.sh" else set())
             assert not missing, f"{key}: {script} reads {sorted(missing)}, never set"

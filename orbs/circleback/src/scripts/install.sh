@@ -65,6 +65,35 @@ env_subst() {
   }'
 }
 
+# True when $1 holds the value of a variable the API token may be read from (the token
+# parameter's, or one circleback reads). Values under 4 characters are not looked for, as
+# in CircleCI's own masking of secrets.
+holds_token() {
+  for _n in "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}" CIRCLEBACK_TOKEN CIRCLE_TOKEN CIRCLECI_API_KEY; do
+    _n=$(strip "$_n")
+    case $_n in "" | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+    eval "_t=\${$_n-}"
+    _t=$(strip "$_t")
+    if [ "${#_t}" -ge 4 ]; then
+      case $1 in *"$_t"*) _t="" && return 0 ;; esac
+    fi
+  done
+  _t=""
+  return 1
+}
+
+# The parameter named $1 as the step received it ($2), surrounding space removed, $VARs
+# substituted; refused when substitution brought in the API token, which would then be
+# printed and sent (a branch named '$CIRCLE_TOKEN' reaches a branch parameter set from
+# pipeline.git.branch as that very text).
+param() {
+  _v=$(strip "$(env_subst "$2")")
+  if holds_token "$_v" && ! holds_token "$2"; then
+    die 2 "the $1 parameter ('$(strip "$2")') names a variable that holds the API token: refusing to substitute, print or send it. Pass branch and tag names as \$CIRCLE_BRANCH or \$CIRCLE_TAG (substituted once), not as pipeline.git.branch or pipeline.git.tag (pasted in as text, so that a branch named '\$CIRCLE_TOKEN' would read the token)."
+  fi
+  printf '%s' "$_v"
+}
+
 if [ "${PARAM_SKIP_WITHOUT_UPSTREAM:-false}" = "true" ] &&
   [ -z "$(strip "${PARAM_UPSTREAM_PIPELINE_ID:-}")" ]; then
   echo "circleback: no upstream pipeline id; skipping the install."
@@ -111,7 +140,7 @@ case $version in
     ;;
 esac
 
-package=$(strip "$(env_subst "${PARAM_PACKAGE:-}")")
+package=$(param package "${PARAM_PACKAGE:-}")
 case $package in
   *"
 "*) die 2 "the package parameter holds more than one line; give one pip requirement (a wheel URL, a git URL, or name==version)." ;;

@@ -62,9 +62,33 @@ env_subst() {
   }'
 }
 
-# A parameter as the step received it, surrounding space removed, $VARs substituted.
+# True when $1 holds the value of a variable the API token may be read from (the token
+# parameter's, or one circleback reads). Values under 4 characters are not looked for, as
+# in CircleCI's own masking of secrets.
+holds_token() {
+  for _n in "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}" CIRCLEBACK_TOKEN CIRCLE_TOKEN CIRCLECI_API_KEY; do
+    _n=$(strip "$_n")
+    case $_n in "" | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+    eval "_t=\${$_n-}"
+    _t=$(strip "$_t")
+    if [ "${#_t}" -ge 4 ]; then
+      case $1 in *"$_t"*) _t="" && return 0 ;; esac
+    fi
+  done
+  _t=""
+  return 1
+}
+
+# The parameter named $1 as the step received it ($2), surrounding space removed, $VARs
+# substituted; refused when substitution brought in the API token, which would then be
+# printed and sent (a branch named '$CIRCLE_TOKEN' reaches a branch parameter set from
+# pipeline.git.branch as that very text).
 param() {
-  strip "$(env_subst "$1")"
+  _v=$(strip "$(env_subst "$2")")
+  if holds_token "$_v" && ! holds_token "$2"; then
+    die 2 "the $1 parameter ('$(strip "$2")') names a variable that holds the API token: refusing to substitute, print or send it. Pass branch and tag names as \$CIRCLE_BRANCH or \$CIRCLE_TAG (substituted once), not as pipeline.git.branch or pipeline.git.tag (pasted in as text, so that a branch named '\$CIRCLE_TOKEN' would read the token)."
+  fi
+  printf '%s' "$_v"
 }
 
 # Export CIRCLEBACK_TOKEN from the variable the token parameter names (never traced).
@@ -102,7 +126,7 @@ run_cli() {
 
 # A path parameter, ~ expanded; refused when empty or holding control characters.
 path_param() {
-  _p=$(param "$2")
+  _p=$(param "$1" "$2") || exit
   case $_p in
     "") die 2 "the $1 parameter is empty; give a directory, e.g. ~/workspace." ;;
     *[[:cntrl:]]*) die 2 "the $1 parameter holds a control character; give a plain directory." ;;
@@ -112,11 +136,11 @@ path_param() {
   printf '%s' "$_p"
 }
 
-slug=$(param "${PARAM_PROJECT_SLUG:-}")
-branch=$(param "${PARAM_BRANCH:-}")
-tag=$(param "${PARAM_TAG:-}")
-definition_id=$(param "${PARAM_DEFINITION_ID:-}")
-callback=$(param "${PARAM_CALLBACK_PARAMETER:-}")
+slug=$(param project_slug "${PARAM_PROJECT_SLUG:-}")
+branch=$(param branch "${PARAM_BRANCH:-}")
+tag=$(param tag "${PARAM_TAG:-}")
+definition_id=$(param definition_id "${PARAM_DEFINITION_ID:-}")
+callback=$(param callback_parameter "${PARAM_CALLBACK_PARAMETER:-}")
 upstream_id=$(strip "${PARAM_UPSTREAM_PIPELINE_ID:-}")
 workspace=$(path_param workspace_dir "${PARAM_WORKSPACE_DIR:-~/workspace}")
 state_file="$workspace/circleback/downstream.json"

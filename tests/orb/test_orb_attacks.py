@@ -1,0 +1,120 @@
+"""Attacks on the orb's scripts from outside, found by trying the orb as a new user would.
+
+Each test is one attack or one misuse that used to succeed; the scripts run for real in
+every shell CircleCI may use (the ``sandbox`` fixture), against fake programs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from orb_helpers import FAKE_CIRCLECI, Sandbox
+
+UPSTREAM = "8b7ad2a4-5a35-4d60-b5a5-8f22d0e6c0aa"
+TOKEN = "tok-5e8f7a9c1b2d"
+
+# -- a $VARIABLE naming the token, arriving inside a parameter's value ----------------------
+
+#: Minimal environments under which each script would call circleback.
+_BASE = {
+    "approve.sh": {"PARAM_UPSTREAM_PIPELINE_ID": UPSTREAM, "PARAM_ALLOW_PROJECT": "gh/acme/*"},
+    "trigger.sh": {"PARAM_PROJECT_SLUG": "gh/acme/project-b"},
+    "check.sh": {},
+    "sweep.sh": {"PARAM_PROJECT_SLUG": "gh/acme/project-a"},
+    "install.sh": {"PARAM_VERSION": "0.1.0"},
+}
+
+#: Every parameter that goes through `circleci env subst`, by script. `branch: << pipeline.git.
+#: branch >>` is the usual way to trigger B on A's branch, and git accepts a branch named
+#: `$CIRCLE_TOKEN`: whoever can push a branch chooses that text.
+_SUBSTITUTED = [
+    ("trigger.sh", "PARAM_BRANCH"),
+    ("trigger.sh", "PARAM_TAG"),
+    ("trigger.sh", "PARAM_PROJECT_SLUG"),
+    ("trigger.sh", "PARAM_DEFINITION_ID"),
+    ("trigger.sh", "PARAM_CALLBACK_PARAMETER"),
+    ("trigger.sh", "PARAM_WORKSPACE_DIR"),
+    ("approve.sh", "PARAM_ALLOW_PROJECT"),
+    ("approve.sh", "PARAM_JOB_NAME"),
+    ("approve.sh", "PARAM_WORKFLOW_NAME"),
+    ("check.sh", "PARAM_WORKSPACE_DIR"),
+    ("check.sh", "PARAM_TEST_RESULTS_DIR"),
+    ("check.sh", "PARAM_TIMEOUT"),
+    ("check.sh", "PARAM_REQUIRE_JOB"),
+    ("sweep.sh", "PARAM_PROJECT_SLUG"),
+    ("sweep.sh", "PARAM_GRACE"),
+    ("sweep.sh", "PARAM_JOB_NAME"),
+    ("install.sh", "PARAM_PACKAGE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "param"), _SUBSTITUTED, ids=[f"{s}:{p}" for s, p in _SUBSTITUTED]
+)
+@pytest.mark.parametrize("reference", ["feature/$MY_TOKEN", "${CIRCLE_TOKEN}", "$CIRCLECI_API_KEY"])
+def test_a_parameter_naming_the_token_variable_is_refused_unprinted(
+    sandbox: Sandbox, script: str, param: str, reference: str
+) -> None:
+    state = sandbox.home / "workspace" / "circleback" / "downstream.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"version": 1, "downstream": []}')
+    env = {
+        **_BASE[script],
+        "PARAM_TOKEN_VAR": "MY_TOKEN",
+        # The token itself, and the other names circleback reads a token from.
+        "MY_TOKEN": TOKEN,
+        "CIRCLE_TOKEN": TOKEN,
+        "CIRCLECI_API_KEY": TOKEN,
+        param: reference,
+    }
+
+    result = sandbox.run(script, env)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    assert result.calls_to("circleback") == []
+    assert param.removeprefix("PARAM_").lower() in result.stderr
+
+
+def test_the_token_check_also_holds_with_the_circleci_cli(sandbox: Sandbox) -> None:
+    """`circleci env subst` (the real one, on CircleCI) substitutes like the fallback."""
+    circleci = FAKE_CIRCLECI.replace(
+        "printf 'subst-by-circleci:%s' \"$(cat)\"",
+        'printf \'%s\' "$(cat)" | sed "s/[$]MY_TOKEN/$MY_TOKEN/"',
+    )
+    sandbox.add_fake("circleci", circleci)
+
+    result = sandbox.run(
+        "trigger.sh",
+        {
+            **_BASE["trigger.sh"],
+            "PARAM_TOKEN_VAR": "MY_TOKEN",
+            "MY_TOKEN": TOKEN,
+            "PARAM_BRANCH": "$MY_TOKEN",
+        },
+    )
+
+    assert ["env", "subst"] in result.calls_to("circleci")
+    assert result.returncode == 2
+    assert TOKEN not in result.stdout + result.stderr
+    assert result.calls_to("circleback") == []
+
+
+def test_a_substituted_value_that_merely_resembles_nothing_secret_still_passes(
+    sandbox: Sandbox,
+) -> None:
+    """The check refuses only what substitution brought in: a token written in the
+    parameter itself (or too short to be one) changes nothing."""
+    result = sandbox.run(
+        "trigger.sh",
+        {
+            **_BASE["trigger.sh"],
+            "PARAM_TOKEN_VAR": "MY_TOKEN",
+            "MY_TOKEN": "ab",
+            "PARAM_BRANCH": "$BRANCH",
+            "BRANCH": "feature/abc",
+        },
+    )
+
+    assert result.returncode == 0, result.stderr
+    (call,) = result.calls_to("circleback")
+    assert call[call.index("--branch") + 1] == "feature/abc"
