@@ -6,8 +6,12 @@ every shell CircleCI may use (the ``sandbox`` fixture), against fake programs.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
-from orb_helpers import FAKE_CIRCLECI, Sandbox
+import yaml
+from orb_helpers import FAKE_CIRCLECI, FAKE_PYTHON3, REPO, SHELLS, Sandbox
 
 UPSTREAM = "8b7ad2a4-5a35-4d60-b5a5-8f22d0e6c0aa"
 TOKEN = "tok-5e8f7a9c1b2d"
@@ -118,3 +122,50 @@ def test_a_substituted_value_that_merely_resembles_nothing_secret_still_passes(
     assert result.returncode == 0, result.stderr
     (call,) = result.calls_to("circleback")
     assert call[call.index("--branch") + 1] == "feature/abc"
+
+
+# -- a step of one's own after circleback/install, where the shell never reads BASH_ENV -----
+
+
+def _test_deploy_check_command() -> str:
+    deploy = yaml.safe_load((REPO / ".circleci" / "test-deploy.yml").read_text())
+    steps = deploy["jobs"]["orb-commands-test"]["steps"]
+    (command,) = [
+        s["run"]["command"]
+        for s in steps
+        if isinstance(s.get("run"), dict)
+        and s["run"].get("name") == "Check the installed circleback"
+    ]
+    return str(command)
+
+
+def test_test_deploy_finds_the_install_in_a_shell_that_never_reads_bash_env(
+    sandbox: Sandbox,
+) -> None:
+    """orb-commands-test runs on Alpine, where CircleCI starts steps with busybox sh, which
+    does not source $BASH_ENV: the step after circleback/install must still find it."""
+    sandbox.remove_fake("circleback")
+    sandbox.add_fake("python3", FAKE_PYTHON3)
+    bash_env = sandbox.root / "bash_env"
+    install = sandbox.run("install.sh", {"PARAM_VERSION": "0.1.0", "BASH_ENV": str(bash_env)})
+    assert install.returncode == 0, install.stderr
+
+    # The next step: a new shell, PATH as the image has it, $BASH_ENV set but not sourced.
+    shell = SHELLS[sandbox.shell]
+    proc = subprocess.run(
+        [shutil.which(shell[0]) or shell[0], *shell[1:], "-c", _test_deploy_check_command()],
+        cwd=sandbox.cwd,
+        env={
+            "PATH": f"{sandbox.fake_bin}:{sandbox.system_bin}",
+            "HOME": str(sandbox.home),
+            "BASH_ENV": str(bash_env) if sandbox.shell.startswith("bash") else "",
+            "FAKE_CALLS": str(sandbox.calls_file),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("circleback 0.1.0")

@@ -192,11 +192,15 @@ link_cli() {
   ln -sf "$1" "$link_dir/circleback"
 }
 
-# Prepend $1 to PATH in every later bash step of the job, through $BASH_ENV.
+# Prepend $1 to PATH in every later bash step of the job, through $BASH_ENV. Without bash
+# (Alpine), CircleCI runs steps in sh, which never reads it: say where circleback is.
 add_to_path() {
   if [ -n "${BASH_ENV:-}" ]; then
     # shellcheck disable=SC2016 # $PATH is for the later step to expand
     printf 'export PATH=%s:"$PATH"\n' "$(quote "$1")" >>"$BASH_ENV"
+  fi
+  if ! command -v bash >/dev/null 2>&1; then
+    echo "circleback: this image has no bash, so later steps never read \$BASH_ENV: in a step of your own, put $link_dir on PATH first (PATH=\"\$HOME/.circleback/bin:\$PATH\")."
   fi
 }
 
