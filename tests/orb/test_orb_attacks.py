@@ -169,3 +169,24 @@ def test_test_deploy_finds_the_install_in_a_shell_that_never_reads_bash_env(
 
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("circleback 0.1.0")
+
+
+# -- install_dir given relative to the working directory ------------------------------------
+
+
+def test_install_into_a_relative_install_dir_links_what_it_installed(sandbox: Sandbox) -> None:
+    """save_cache reads a relative path from the working directory: so must the install,
+    and links made from a relative path point nowhere."""
+    sandbox.remove_fake("circleback")
+    sandbox.add_fake("python3", FAKE_PYTHON3)
+
+    result = sandbox.run(
+        "install.sh", {"PARAM_VERSION": "0.1.0", "PARAM_INSTALL_DIR": ".cache/circleback"}
+    )
+
+    assert result.returncode == 0, result.stderr
+    prefix = sandbox.cwd / ".cache" / "circleback" / "0.1.0"
+    assert (prefix / "bin" / "circleback").resolve() == (prefix / "venv" / "bin" / "circleback")
+    link = sandbox.home / ".circleback" / "bin" / "circleback"
+    assert link.resolve() == prefix / "venv" / "bin" / "circleback"
+    assert str(prefix) in result.stdout

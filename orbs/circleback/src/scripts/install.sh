@@ -167,6 +167,12 @@ case $install_root in
   *[[:cntrl:]]*) die 2 "the install_dir parameter holds a control character; give a plain directory such as ~/.cache/circleback." ;;
   / | //) die 2 "the install_dir parameter is '/'; give a directory of its own, such as ~/.cache/circleback." ;;
 esac
+# Relative to the working directory, as save_cache reads it; made absolute, since the
+# links below and the PATH entry would otherwise point elsewhere from another directory.
+case $install_root in
+  /*) ;;
+  *) install_root="$PWD/$install_root" ;;
+esac
 prefix="$install_root/$version"
 bin_dir="$prefix/bin"
 marker="$prefix/.circleback-install"
