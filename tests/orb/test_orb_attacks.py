@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 import yaml
-from orb_helpers import FAKE_CIRCLECI, FAKE_PYTHON3, REPO, SHELLS, Sandbox
+from orb_helpers import FAKE_CIRCLEBACK, FAKE_CIRCLECI, FAKE_PYTHON3, REPO, SHELLS, Sandbox
 
 UPSTREAM = "8b7ad2a4-5a35-4d60-b5a5-8f22d0e6c0aa"
 TOKEN = "tok-5e8f7a9c1b2d"
@@ -190,3 +190,34 @@ def test_install_into_a_relative_install_dir_links_what_it_installed(sandbox: Sa
     link = sandbox.home / ".circleback" / "bin" / "circleback"
     assert link.resolve() == prefix / "venv" / "bin" / "circleback"
     assert str(prefix) in result.stdout
+
+
+# -- path parameters that CircleCI's own steps read as written ------------------------------
+
+#: (script, parameter, the step that reads the same parameter without substituting it).
+_RAW_PATHS = [
+    ("trigger.sh", "PARAM_WORKSPACE_DIR"),  # persist_to_workspace.root, store_artifacts.path
+    ("check.sh", "PARAM_WORKSPACE_DIR"),  # attach_workspace.at
+    ("check.sh", "PARAM_TEST_RESULTS_DIR"),  # store_test_results.path
+    ("install.sh", "PARAM_INSTALL_DIR"),  # save_cache.paths
+]
+
+
+@pytest.mark.parametrize(("script", "param"), _RAW_PATHS, ids=[f"{s}:{p}" for s, p in _RAW_PATHS])
+def test_a_path_parameter_with_a_variable_is_refused(
+    sandbox: Sandbox, script: str, param: str
+) -> None:
+    """CircleCI never substitutes variables in a step's paths ("$WS/x" is a directory named
+    "$WS"): a script that substituted them wrote where the workspace, cache or test-result
+    step never looks, and the job failed later for no visible reason."""
+    sandbox.remove_fake("circleback")
+    sandbox.add_fake("circleback", FAKE_CIRCLEBACK)
+    (sandbox.home / "ws" / "circleback").mkdir(parents=True)
+    (sandbox.home / "ws" / "circleback" / "downstream.json").write_text("{}")
+    env = {**_BASE[script], "CIRCLE_TOKEN": TOKEN, "WS": str(sandbox.home / "ws"), param: "$WS"}
+
+    result = sandbox.run(script, env)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert param.removeprefix("PARAM_").lower() in result.stderr
+    assert result.calls_to("circleback") == []

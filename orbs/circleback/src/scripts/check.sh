@@ -121,12 +121,15 @@ run_cli() {
   circleback "$@"
 }
 
-# A path parameter, ~ expanded; refused when empty or holding control characters.
+# A path parameter, ~ expanded; refused when empty or holding control characters. Never
+# $VAR-substituted: CircleCI's own steps (attach_workspace, persist_to_workspace,
+# store_test_results) read the same parameter as written, so a $VARIABLE is refused.
 path_param() {
-  _p=$(param "$1" "$2") || exit
+  _p=$(strip "$2")
   case $_p in
     "") die 2 "the $1 parameter is empty; give a directory, e.g. ~/workspace." ;;
     *[[:cntrl:]]*) die 2 "the $1 parameter holds a control character; give a plain directory." ;;
+    *\$*) die 2 "the $1 parameter ('$_p') holds a \$VARIABLE, which CircleCI's workspace and test-result steps never substitute (they would use a directory named '$_p'); give the path itself (~ for the home directory is fine)." ;;
     \~) _p=$HOME ;;
     \~/*) _p="$HOME/${_p#\~/}" ;;
   esac

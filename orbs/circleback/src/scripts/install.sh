@@ -166,6 +166,7 @@ esac
 case $install_root in
   *[[:cntrl:]]*) die 2 "the install_dir parameter holds a control character; give a plain directory such as ~/.cache/circleback." ;;
   / | //) die 2 "the install_dir parameter is '/'; give a directory of its own, such as ~/.cache/circleback." ;;
+  *\$*) die 2 "the install_dir parameter ('$install_root') holds a \$VARIABLE, which save_cache never substitutes (it would cache a directory named '$install_root'); give the path itself (~ for the home directory is fine)." ;;
 esac
 # Relative to the working directory, as save_cache reads it; made absolute, since the
 # links below and the PATH entry would otherwise point elsewhere from another directory.
