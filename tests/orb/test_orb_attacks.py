@@ -221,3 +221,27 @@ def test_a_path_parameter_with_a_variable_is_refused(
     assert result.returncode == 2, result.stdout + result.stderr
     assert param.removeprefix("PARAM_").lower() in result.stderr
     assert result.calls_to("circleback") == []
+
+
+# -- the cache key covers what the install will really install ------------------------------
+
+
+def test_the_cache_key_follows_the_package_a_variable_names(sandbox: Sandbox) -> None:
+    """`package: $WHEEL_URL` installs what the variable holds: a new wheel under the same
+    text must not restore the old install (it reports the same version, so the install
+    would keep it)."""
+    keys = []
+    for url in (
+        "https://files.example/circleback-0.1.0-1.whl",
+        "https://files.example/circleback-0.1.0-2.whl",
+    ):
+        key_file = sandbox.root / "key"
+        result = sandbox.run(
+            "cache_key.sh",
+            {"PARAM_KEY_FILE": str(key_file), "PARAM_PACKAGE": "$WHEEL_URL", "WHEEL_URL": url},
+        )
+        assert result.returncode == 0, result.stderr
+        keys.append(key_file.read_text())
+        assert url not in result.stdout  # what a variable holds is not printed
+
+    assert keys[0] != keys[1]
