@@ -127,23 +127,40 @@ def test_a_substituted_value_that_merely_resembles_nothing_secret_still_passes(
 # -- a step of one's own after circleback/install, where the shell never reads BASH_ENV -----
 
 
-def _test_deploy_check_command() -> str:
+def _alpine_job_commands() -> list[tuple[str, str]]:
+    """(job, command) of each `run` step calling circleback in the test-deploy jobs that
+    run on the Alpine executor."""
     deploy = yaml.safe_load((REPO / ".circleci" / "test-deploy.yml").read_text())
-    steps = deploy["jobs"]["orb-commands-test"]["steps"]
-    (command,) = [
-        s["run"]["command"]
-        for s in steps
-        if isinstance(s.get("run"), dict)
-        and s["run"].get("name") == "Check the installed circleback"
-    ]
-    return str(command)
+    on_alpine = set()
+    for entry in deploy["workflows"]["test-deploy"]["jobs"]:
+        if not isinstance(entry, dict):
+            continue
+        ((job, args),) = entry.items()
+        executors = (args.get("matrix") or {}).get("parameters", {}).get("executor", [])
+        if args.get("executor") == "alpine" or "alpine" in executors:
+            on_alpine.add(job)
+    found = []
+    for job in sorted(on_alpine):
+        for step in deploy["jobs"][job]["steps"]:
+            run = step.get("run") if isinstance(step, dict) else None
+            if isinstance(run, dict) and "circleback" in run["command"]:
+                found.append((job, str(run["command"])))
+    return found
 
 
+ALPINE_COMMANDS = _alpine_job_commands()
+
+
+def test_the_alpine_jobs_are_found() -> None:
+    assert {job for job, _ in ALPINE_COMMANDS} == {"orb-commands-test", "released-install-test"}
+
+
+@pytest.mark.parametrize(("job", "command"), ALPINE_COMMANDS, ids=[j for j, _ in ALPINE_COMMANDS])
 def test_test_deploy_finds_the_install_in_a_shell_that_never_reads_bash_env(
-    sandbox: Sandbox,
+    sandbox: Sandbox, job: str, command: str
 ) -> None:
-    """orb-commands-test runs on Alpine, where CircleCI starts steps with busybox sh, which
-    does not source $BASH_ENV: the step after circleback/install must still find it."""
+    """These jobs run on Alpine, where CircleCI starts steps with busybox sh, which does not
+    source $BASH_ENV: a step after circleback/install must still find circleback."""
     sandbox.remove_fake("circleback")
     sandbox.add_fake("python3", FAKE_PYTHON3)
     bash_env = sandbox.root / "bash_env"
@@ -153,7 +170,7 @@ def test_test_deploy_finds_the_install_in_a_shell_that_never_reads_bash_env(
     # The next step: a new shell, PATH as the image has it, $BASH_ENV set but not sourced.
     shell = SHELLS[sandbox.shell]
     proc = subprocess.run(
-        [shutil.which(shell[0]) or shell[0], *shell[1:], "-c", _test_deploy_check_command()],
+        [shutil.which(shell[0]) or shell[0], *shell[1:], "-c", command],
         cwd=sandbox.cwd,
         env={
             "PATH": f"{sandbox.fake_bin}:{sandbox.system_bin}",
