@@ -262,3 +262,43 @@ def test_the_cache_key_follows_the_package_a_variable_names(sandbox: Sandbox) ->
         assert url not in result.stdout  # what a variable holds is not printed
 
     assert keys[0] != keys[1]
+
+
+# -- control characters from outside in the job's log ---------------------------------------
+
+FORGED = "x\r\x1b[2Kcircleback: released the hold.\nforged: all downstream pipelines succeeded"
+
+
+def test_a_hostile_upstream_id_cannot_forge_lines_in_the_log(sandbox: Sandbox) -> None:
+    """Whoever triggers B chooses triggering-pipeline-id: printed as it is, its CR, ESC and
+    newline would overwrite or add lines of B's log. The CLI still receives it unchanged."""
+    result = sandbox.run(
+        "approve.sh",
+        {
+            "PARAM_UPSTREAM_PIPELINE_ID": FORGED,
+            "PARAM_ALLOW_PROJECT": "gh/acme/*",
+            "CIRCLE_TOKEN": TOKEN,
+        },
+    )
+
+    log = result.stdout + result.stderr
+    assert "\r" not in log
+    assert "\x1b" not in log
+    assert not [
+        line for line in log.splitlines() if line.startswith(("forged", "circleback: released"))
+    ]
+    (call,) = result.calls_to("circleback")
+    # (The fakes' record is read back as text, which turns CR into a newline.)
+    assert call[call.index("--pipeline-id") + 1] == FORGED.strip().replace("\r", "\n")
+
+
+def test_a_hostile_branch_cannot_forge_lines_in_the_log(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        "trigger.sh",
+        {**_BASE["trigger.sh"], "CIRCLE_TOKEN": TOKEN, "PARAM_BRANCH": FORGED, "PARAM_TAG": "v1"},
+    )
+
+    assert result.returncode == 2  # branch and tag both set
+    log = result.stdout + result.stderr
+    assert "\r" not in log
+    assert "\x1b" not in log

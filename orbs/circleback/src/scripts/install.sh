@@ -23,10 +23,12 @@
 set +x # never trace: a traced line may hold a secret (an inherited set -x or SHELLOPTS)
 set -eu
 
+# Print an error (control characters but newlines shown as '?': a value from outside in the
+# message cannot overwrite a line of the log) and exit with status $1.
 die() {
   code=$1
   shift
-  echo "circleback: error: $*" >&2
+  printf 'circleback: error: %s\n' "$*" | tr '\001-\011\013-\037\177' '?' >&2
   exit "$code"
 }
 

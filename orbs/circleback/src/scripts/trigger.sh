@@ -20,10 +20,12 @@
 set +x # never trace: the token is handled below (an inherited set -x, SHELLOPTS or BASH_ENV)
 set -eu
 
+# Print an error (control characters but newlines shown as '?': a value from outside in the
+# message cannot overwrite a line of the log) and exit with status $1.
 die() {
   code=$1
   shift
-  echo "circleback: error: $*" >&2
+  printf 'circleback: error: %s\n' "$*" | tr '\001-\011\013-\037\177' '?' >&2
   exit "$code"
 }
 
@@ -114,11 +116,17 @@ require_cli() {
     die 2 "circleback is not on PATH; run the circleback/install command before this step."
 }
 
+# $1 for display, control characters (newline included) shown as '?': a value from outside
+# (a pipeline parameter, a branch name) cannot forge, hide or overwrite a line of the log.
+shown() {
+  printf '%s' "$1" | tr '\001-\037\177' '?'
+}
+
 # Print the command line (quoted, as a shell would read it), then run it.
 run_cli() {
   _line="+ circleback"
   for _arg in "$@"; do
-    _line="$_line $(quote "$_arg")"
+    _line="$_line $(quote "$(shown "$_arg")")"
   done
   printf '%s\n' "$_line"
   circleback "$@"
@@ -189,6 +197,6 @@ set -- "$@" --state-file "$state_file"
 load_token
 require_cli
 mkdir -p "$(dirname "$state_file")"
-echo "circleback: triggering a pipeline of $slug"
+echo "circleback: triggering a pipeline of $(shown "$slug")"
 run_cli "$@"
 echo "circleback: recorded in $state_file"
