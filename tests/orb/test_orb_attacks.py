@@ -302,3 +302,34 @@ def test_a_hostile_branch_cannot_forge_lines_in_the_log(sandbox: Sandbox) -> Non
     log = result.stdout + result.stderr
     assert "\r" not in log
     assert "\x1b" not in log
+
+
+# -- the install's message when the network, not the image, is at fault --------------------
+
+
+def test_a_failed_download_of_the_pinned_pip_is_a_network_error_not_the_images_fault(
+    sandbox: Sandbox,
+) -> None:
+    """cimg/base (python3 without ensurepip) with the network down: the pinned pip wheel
+    cannot be fetched. That is exit status 3 with "retry", not exit 2 telling the user to
+    change an image that would work."""
+    sandbox.remove_fake("circleback")
+    sandbox.add_fake("python3", FAKE_PYTHON3)
+    for name in ("apt-get", "apk", "sudo", "uv"):
+        sandbox.remove_fake(name)
+
+    result = sandbox.run(
+        "install.sh",
+        {
+            "PARAM_VERSION": "0.1.0",
+            "FAKE_NO_ENSUREPIP": "1",
+            "FAKE_NO_PIP": "1",
+            "FAKE_DOWNLOAD_FAILS": "1",
+        },
+    )
+
+    assert result.returncode == 3, result.stderr
+    assert "could not download the pinned pip wheel" in result.stderr
+    assert "retry" in result.stderr
+    assert "Use an image with Python" not in result.stderr
+    assert result.calls_to("apt-get") == []

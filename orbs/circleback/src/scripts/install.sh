@@ -329,6 +329,7 @@ install_with_venv() {
 }
 
 # The pinned pip wheel, downloaded with Python itself and checked against its sha256.
+# 1: the pins name no wheel; 2: the download failed or did not match.
 fetch_bootstrap_pip() {
   [ -n "$bootstrap_url" ] && [ -n "$bootstrap_sha" ] ||
     { why "the orb's pins name no bootstrap pip wheel"; return 1; }
@@ -340,12 +341,13 @@ if hashlib.sha256(data).hexdigest() != digest:
     sys.exit("circleback: the pip wheel at %s does not match its pinned sha256" % url)
 with open(dest, "wb") as out:
     out.write(data)' "$bootstrap_url" "$bootstrap_sha" "$wheel" ||
-    { why "could not download the pinned pip wheel ($bootstrap_url)"; return 1; }
+    { why "could not download the pinned pip wheel ($bootstrap_url), or it did not match its sha256"; return 2; }
 }
 
 install_with_bootstrap_pip() {
   [ -n "$python" ] || return 1
-  fetch_bootstrap_pip || return 1
+  # A failed download is the network's fault (2), not the image's: no other way is tried.
+  fetch_bootstrap_pip || return
   if "$python" -c 'import venv' >/dev/null 2>&1; then
     echo "circleback: using $python -m venv --without-pip and the pinned pip wheel"
     "$python" -m venv --without-pip "$prefix/venv" || { why "$python -m venv --without-pip failed"; return 1; }
