@@ -333,3 +333,24 @@ def test_a_failed_download_of_the_pinned_pip_is_a_network_error_not_the_images_f
     assert "retry" in result.stderr
     assert "Use an image with Python" not in result.stderr
     assert result.calls_to("apt-get") == []
+
+
+def test_the_install_prints_the_package_as_written_not_what_a_variable_holds(
+    sandbox: Sandbox,
+) -> None:
+    """A private index's password in `package: https://ci:$INDEX_PASSWORD@.../x.whl` reaches
+    pip, not the log."""
+    sandbox.remove_fake("circleback")
+    sandbox.add_fake("python3", FAKE_PYTHON3)
+
+    result = sandbox.run(
+        "install.sh",
+        {
+            "PARAM_VERSION": "0.1.0",
+            "PARAM_PACKAGE": "https://ci:$INDEX_PASSWORD@pypi.example/circleback-0.1.0-py3-none-any.whl",
+            "INDEX_PASSWORD": "hunter2-index",
+        },
+    )
+
+    assert "hunter2-index" not in result.stdout + result.stderr
+    assert "$INDEX_PASSWORD" in result.stdout

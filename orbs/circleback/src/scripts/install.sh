@@ -254,7 +254,8 @@ if [ "$mode" = hashed ]; then
   echo "circleback: installing circleback $version, every file checked against the orb's pinned hashes"
   set -- --require-hashes -r "$requirements"
 else
-  echo "circleback: installing $package (the package parameter: not hash-checked by the orb)"
+  # As written: a variable in it may hold a credential (a private index's password).
+  echo "circleback: installing $(strip "${PARAM_PACKAGE:-}") (the package parameter: not hash-checked by the orb)"
   set -- "$package"
 fi
 
