@@ -27,7 +27,7 @@ from circleback import errors
 from circleback.client import CircleCIClient
 from circleback.models import Job, JobStatus, JobType, Workflow
 from circleback.relay import completion, link
-from circleback.relay.discovery import downstream_from_jobs
+from circleback.relay.discovery import JobIndex, downstream_for_hold
 from circleback.relay.records import Downstream
 from circleback.validation import parse_uuid
 
@@ -243,10 +243,10 @@ def _find_and_approve(
     for wf in candidates:
         if holds and wf.is_final:
             break  # a finished workflow holds nothing left to release
-        listed: list[Job] = []
+        index = JobIndex()
         jobs = iter(client.list_workflow_jobs(wf.id))
         for job in jobs:
-            listed.append(job)
+            index.add(job)
             if job.type == JobType.APPROVAL:
                 approvals.append((wf, job))
             if job.name != job_name:
@@ -258,7 +258,7 @@ def _find_and_approve(
                 )
                 continue
             if job.status == JobStatus.ON_HOLD:
-                holds.append((wf, job, _records(client, wf, listed, jobs, own)))
+                holds.append((wf, job, _records(client, wf, job, index, jobs, own, fan_in)))
             else:
                 seen.append((wf, job))
             break
@@ -317,29 +317,33 @@ def _choose(
 
 
 def _records(
-    client: CircleCIClient, wf: Workflow, listed: list[Job], rest: Iterator[Job], own: str
+    client: CircleCIClient,
+    wf: Workflow,
+    hold: Job,
+    index: JobIndex,
+    rest: Iterator[Job],
+    own: str,
+    fan_in: FanIn | None,
 ) -> list[Downstream]:
-    """A's trigger records in the hold's workflow.
+    """A's trigger records that can have fed this hold: only the jobs it depends on.
 
-    The jobs listed before the hold come first (the trigger job precedes the hold it
-    feeds); only when their records do not already name this B is the rest of the list
-    read. A list that never ends is read up to the client's cap and judged on what it
-    gave: a record can then only be missing, which proves nothing and releases nothing.
+    A record in a job the hold does not depend on never counts (a parallel job could
+    store a forged one). The walk stops at the first record naming this B, unless the
+    hold is shared (``fan_in``): then every ancestor's records are read, since the
+    siblings the release waits for may be recorded by other trigger jobs.
     """
-    records = downstream_from_jobs(client, wf.project_slug, listed)
-    if own and any(r.pipeline_id.lower() == own.lower() for r in records):
-        return records
-    before = len(listed)
-    try:
-        listed.extend(rest)
-    except errors.PaginationLoop as exc:
-        logger.warning(
-            "A's job list did not end; judging its record from the jobs read",
-            extra={"workflow": wf.name, "why": exc.message},
-        )
-    more = downstream_from_jobs(client, wf.project_slug, listed[before:])
-    known = {r.pipeline_id for r in records}
-    return [*records, *(r for r in more if r.pipeline_id not in known)]
+
+    def names_own(records: list[Downstream]) -> bool:
+        return _lists(records, own)
+
+    return downstream_for_hold(
+        client,
+        wf.project_slug,
+        hold,
+        index,
+        rest,
+        enough=names_own if own and fan_in is None else None,
+    )
 
 
 def _pending_siblings(

@@ -28,10 +28,10 @@ from datetime import datetime, timezone
 
 from circleback import errors
 from circleback.client import CircleCIClient
-from circleback.models import JobStatus, JobType, Pipeline, Workflow, WorkflowStatus
+from circleback.models import Job, JobStatus, JobType, Pipeline, Workflow, WorkflowStatus
 from circleback.relay import completion, link
 from circleback.relay.approve import DEFAULT_JOB_NAME
-from circleback.relay.discovery import downstream_from_jobs
+from circleback.relay.discovery import JobIndex, downstream_for_hold
 from circleback.relay.records import Downstream
 
 logger = logging.getLogger("circleback.relay")
@@ -200,15 +200,21 @@ def _judge(
     dry_run: bool,
     now: Callable[[], datetime],
 ) -> Finding | None:
-    jobs = list(client.list_workflow_jobs(workflow.id))
-    holds = [
-        j
-        for j in jobs
-        if j.type == JobType.APPROVAL and j.status == JobStatus.ON_HOLD and j.name in job_names
-    ]
+    index = JobIndex()
+    holds: list[Job] = []
+    for job in client.list_workflow_jobs(workflow.id):
+        index.add(job)
+        on_hold = job.type == JobType.APPROVAL and job.status == JobStatus.ON_HOLD
+        if on_hold and job.name in job_names:
+            holds.append(job)
     if not holds:
         return None
-    records = tuple(downstream_from_jobs(client, workflow.project_slug, jobs))
+    # Only what a hold depends on can have fed it (a parallel job's record never counts).
+    found: dict[str, Downstream] = {}
+    for hold in holds:
+        for record in downstream_for_hold(client, workflow.project_slug, hold, index):
+            found.setdefault(record.pipeline_id, record)
+    records = tuple(found.values())
 
     def finding(action: Action, reason: str) -> Finding:
         return Finding(

@@ -102,8 +102,9 @@ def test_happy_path_request_counts(world: World, tmp_path: Path) -> None:
         ("GET", f"{b}/config"),
         ("GET", f"{b}/workflow"),
     ]
-    # A's workflows, the hold workflow's jobs (once), the artifacts of A's finished build
-    # jobs (A's trigger record: none stored here), B's config (the link), the approval.
+    # A's workflows, the hold workflow's jobs (once), the artifacts of the build jobs the
+    # hold depends on, nearest first (trigger, then build: no record stored here, so both),
+    # B's config (the link), the approval.
     assert [r["method"] + " " + r["path"].split("/")[3] for r in approve_requests[1:]] == [
         "GET pipeline",
         "GET workflow",
@@ -365,12 +366,11 @@ def test_hold_on_page_three(world: World) -> None:
     code, _, err = approve(world, a, downstream=b)
     assert code == 0, err
     paths = [r["method"] + " " + r["path"].split("/")[3] for r in world.requests()]
-    # workflows, three pages of jobs, each build job's artifacts (A's trigger record),
-    # B's config (the link), approve
+    # workflows, three pages of jobs, B's config (the link), approve: the hold requires
+    # no job, so no job of A can hold A's record and no job's artifacts are read
     assert paths == [
         "GET pipeline",
         *["GET workflow"] * 3,
-        *["GET project"] * 4,
         "GET pipeline",
         "POST workflow",
     ]

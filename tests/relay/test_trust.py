@@ -6,6 +6,7 @@ different project; sweep releasing a forged hold whose record names someone else
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -218,3 +219,96 @@ def test_approve_releases_the_hold_of_the_workflow_whose_record_lists_b(
     assert code == 0, err
     assert world.job_status(a, HOLD, workflow="lint") == "success"
     assert world.job_status(a, HOLD, workflow="release") == "on_hold"
+
+
+PARALLEL = "gh/acme/parallel"
+
+
+def parallel_on_hold(world: World) -> tuple[str, dict[str, dict[str, object]]]:
+    """A of ``a_parallel.yml`` on its hold; "side" (parallel to the hold) still runs."""
+    a = world.trigger(PARALLEL)
+    for job in ("build", "trigger", "trigger-2", "gate"):
+        world.finish(PARALLEL, job, pipeline_id=a)
+    (wf,) = world.workflows(a)
+    jobs = world.jobs(wf["id"])
+    assert jobs[HOLD]["status"] == "on_hold"
+    assert jobs["side"]["status"] == "running"
+    return a, jobs
+
+
+def store_on(world: World, jobs: dict[str, dict[str, object]], name: str, state: Path) -> None:
+    world.emu.add_artifact(str(jobs[name]["id"]), RECORD_ARTIFACT, state.read_bytes())
+
+
+def artifact_reads(world: World) -> list[int]:
+    """The job numbers whose artifacts were listed, in order."""
+    return [
+        int(r["path"].split("/")[-2]) for r in world.requests() if r["path"].endswith("/artifacts")
+    ]
+
+
+def test_a_record_in_a_job_the_hold_does_not_depend_on_never_counts(
+    world: World, tmp_path: Path
+) -> None:
+    # A triggered C from its trigger job; a job parallel to the hold stores a forged record
+    # naming B (whose config carries A's id, as anyone can arrange). B must not release A.
+    a, jobs = parallel_on_hold(world)
+    real = tmp_path / "real.json"
+    triggered(world, a, C, real)
+    store_on(world, jobs, "trigger", real)
+    forged_b = world.downstream(a)
+    forged = tmp_path / "forged.json"
+    forged.write_bytes(real.read_bytes().replace(b"gh/acme/b-hold", b"gh/acme/b"))
+    forged.write_text(forged.read_text().replace(triggered_id(real), forged_b))
+    store_on(world, jobs, "side", forged)
+    world.emu.clear_request_log()
+    code, err = approve_as(world, a, forged_b)
+    assert code == 2, err
+    assert f"lists {C} #1, not this pipeline" in err
+    assert world.job_status(a, HOLD) == "on_hold"
+    assert jobs["side"]["job_number"] not in artifact_reads(world)
+
+
+def triggered_id(state: Path) -> str:
+    (record,) = json.loads(state.read_text())["downstream"]
+    return str(record["pipeline_id"])
+
+
+def test_approve_reads_only_the_holds_ancestors_nearest_first(
+    world: World, tmp_path: Path
+) -> None:
+    # The hold requires gate, which requires trigger and trigger-2 (both after build):
+    # gate is read first, then the triggers; build and side never (the record was found).
+    a, jobs = parallel_on_hold(world)
+    state = tmp_path / "a.json"
+    b = triggered(world, a, B, state)
+    store_on(world, jobs, "trigger", state)
+    world.emu.clear_request_log()
+    code, err = approve_as(world, a, b)
+    assert code == 0, err
+    reads = artifact_reads(world)
+    assert reads[0] == jobs["gate"]["job_number"]
+    assert jobs["trigger"]["job_number"] in reads
+    assert jobs["build"]["job_number"] not in reads
+    assert jobs["side"]["job_number"] not in reads
+    assert len(reads) <= 3
+
+
+def test_fan_in_reads_every_trigger_job_that_feeds_the_hold(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two trigger jobs feed one hold, each recording one B. The first B to call back must
+    # see its sibling even when its own record is found first, and leave the hold.
+    a, jobs = parallel_on_hold(world)
+    first, second = tmp_path / "1.json", tmp_path / "2.json"
+    b1 = triggered(world, a, B, first)
+    triggered(world, a, B, second)
+    store_on(world, jobs, "trigger", first)
+    store_on(world, jobs, "trigger-2", second)
+    monkeypatch.setenv("CIRCLE_PIPELINE_ID", b1)
+    monkeypatch.setenv("CIRCLE_JOB", "callback")
+    result = world.cli(
+        "approve", "--pipeline-id", a, "--allow-project", "gh/acme/*", "--fan-in", "--json"
+    )
+    assert result.code == 0, result.err
+    assert world.job_status(a, HOLD) == "on_hold"

@@ -31,6 +31,7 @@ PROJECTS = {
     "gh/acme/a2": CONFIGS / "a_two_workflows.yml",
     "gh/acme/impostor": CONFIGS / "a_impostor.yml",
     "gh/acme/many": CONFIGS / "a_many_jobs.yml",
+    "gh/acme/parallel": CONFIGS / "a_parallel.yml",
     "gh/acme/b-hold": CONFIGS / "b_on_hold.yml",
     "gh/acme/b-broken": CONFIGS / "b_broken.yml",
     "gh/acme/b-undeclared": CONFIGS / "b_undeclared.yml",
