@@ -274,9 +274,7 @@ def triggered_id(state: Path) -> str:
     return str(record["pipeline_id"])
 
 
-def test_approve_reads_only_the_holds_ancestors_nearest_first(
-    world: World, tmp_path: Path
-) -> None:
+def test_approve_reads_only_the_holds_ancestors_nearest_first(world: World, tmp_path: Path) -> None:
     # The hold requires gate, which requires trigger and trigger-2 (both after build):
     # gate is read first, then the triggers; build and side never (the record was found).
     a, jobs = parallel_on_hold(world)
