@@ -310,3 +310,22 @@ def test_fan_in_reads_every_trigger_job_that_feeds_the_hold(
     )
     assert result.code == 0, result.err
     assert world.job_status(a, HOLD) == "on_hold"
+
+
+def test_sweep_ignores_a_record_in_a_job_the_hold_does_not_depend_on(
+    world: World, tmp_path: Path
+) -> None:
+    # The only record sits in "side", parallel to the hold: it cannot have fed the hold,
+    # so sweep finds no downstream record and leaves the hold alone.
+    a, jobs = parallel_on_hold(world)
+    state = tmp_path / "side.json"
+    b = triggered(world, a, B, state)
+    store_on(world, jobs, "side", state)
+    world.finish_all(b, "failed")  # B finished without calling back
+    world.finish(PARALLEL, "side", pipeline_id=a)  # A's workflow now waits on its hold only
+    result = world.cli("sweep", PARALLEL, "--grace", "0s", "--json")
+    assert result.code == 0, result.err
+    (finding,) = result.json()["findings"]
+    assert finding["action"] == "left"
+    assert "no downstream record" in finding["reason"]
+    assert world.job_status(a, HOLD) == "on_hold"
