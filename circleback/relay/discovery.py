@@ -159,3 +159,26 @@ def downstream_of(client: CircleCIClient, pipeline_id: str) -> list[Downstream]:
         for record in downstream_of_workflow(client, workflow):
             found[record.pipeline_id] = record
     return list(found.values())
+
+
+def downstream_of_holds(
+    client: CircleCIClient, pipeline_id: str, job_name: str
+) -> list[Downstream]:
+    """A's trigger records that can have fed its approval jobs named ``job_name``: those of
+    the jobs each such hold depends on (``downstream_for_hold``), over A's workflows.
+
+    Costs A's workflow list, each workflow's jobs (read only up to its hold and its
+    ancestors), and one artifact list per ancestor build job.
+    """
+    found: dict[str, Downstream] = {}
+    for workflow in client.list_pipeline_workflows(pipeline_id):
+        index = JobIndex()
+        jobs = iter(client.list_workflow_jobs(workflow.id))
+        for job in jobs:
+            index.add(job)
+            if job.type != JobType.APPROVAL or job.name != job_name:
+                continue
+            for record in downstream_for_hold(client, workflow.project_slug, job, index, jobs):
+                found.setdefault(record.pipeline_id, record)
+            break  # job names are unique within a workflow
+    return list(found.values())

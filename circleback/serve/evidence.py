@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from circleback.client import CircleCIClient
 from circleback.models import Pipeline
 from circleback.relay import completion as rule
-from circleback.relay.discovery import downstream_of
+from circleback.relay.discovery import downstream_of_holds
 from circleback.relay.link import ConfigEvidence, Link, judge_approval, read_config_evidence
 from circleback.relay.records import Downstream
 
@@ -55,9 +55,11 @@ def upstream_candidates(client: CircleCIClient, pipeline: Pipeline) -> Candidate
     return Candidates(tuple(sorted(evidence.carried)[:MAX_CANDIDATES]), evidence)
 
 
-def downstream_records(client: CircleCIClient, upstream_id: str) -> list[Downstream]:
-    """What A recorded that it triggered (its ``circleback/downstream.json`` artifacts)."""
-    return downstream_of(client, upstream_id)
+def downstream_records(client: CircleCIClient, upstream_id: str, job_name: str) -> list[Downstream]:
+    """What A recorded that it triggered, as far as it can have fed A's hold ``job_name``:
+    the ``circleback/downstream.json`` artifacts of the jobs that hold depends on only, as
+    ``approve`` judges it (a record in a job parallel to the hold never counts)."""
+    return downstream_of_holds(client, upstream_id, job_name)
 
 
 def prove(

@@ -202,7 +202,7 @@ def _upstream(
                 where,
             )
         else:
-            records = evidence.downstream_records(client, a.id)
+            records = evidence.downstream_records(client, a.id, rules.job_name)
             link = evidence.prove(a.id, b_id, records, candidates.evidence)
             if link.proven:
                 return a, records

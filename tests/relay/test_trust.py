@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from circleback import _cli
+from circleback.client import CircleCIClient
 from circleback.relay.discovery import RECORD_ARTIFACT
-from tests.relay.world import A, B, World
+from circleback.serve.evidence import downstream_records
+from tests.relay.world import HOST, TOKEN, A, B, World
 
 HOLD = "wait-for-triggered-pipeline"
 C = "gh/acme/b-hold"
@@ -329,3 +331,19 @@ def test_sweep_ignores_a_record_in_a_job_the_hold_does_not_depend_on(
     assert finding["action"] == "left"
     assert "no downstream record" in finding["reason"]
     assert world.job_status(a, HOLD) == "on_hold"
+
+
+def test_the_webhook_receiver_counts_only_the_holds_ancestors(world: World, tmp_path: Path) -> None:
+    # The receiver judges the link on the same records as approve: C from the trigger job
+    # counts; B from "side" (parallel to the hold) does not.
+    a, jobs = parallel_on_hold(world)
+    real, forged = tmp_path / "real.json", tmp_path / "forged.json"
+    triggered(world, a, C, real)
+    triggered(world, a, B, forged)
+    store_on(world, jobs, "trigger", real)
+    store_on(world, jobs, "side", forged)
+    world.emu.clear_request_log()
+    with CircleCIClient(token=TOKEN, host=HOST, transport=world.emu.transport()) as client:
+        records = downstream_records(client, a, HOLD)
+    assert [r.project_slug for r in records] == [C]
+    assert jobs["side"]["job_number"] not in artifact_reads(world)
