@@ -14,6 +14,8 @@ forged record, and reading every job cost one request per job.
 from __future__ import annotations
 
 import logging
+import uuid
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 
 from circleback import errors
@@ -65,27 +67,67 @@ def downstream_from_jobs(
 
 
 class JobIndex:
-    """What the dependency walk needs of a workflow's jobs, and nothing else.
+    """What the dependency walk needs of a workflow's jobs, packed so memory stays flat.
 
-    Per job id: its build number (None for approval jobs and unstarted jobs, which store
-    no artifacts) and the ids it depends on. Jobs that are neither a record source nor a
-    link in a chain (approval or unstarted jobs without dependencies) are not kept, so a
-    long job list costs a small tuple per job instead of the parsed job.
+    Per job: its id, its build number (none for approval jobs and unstarted jobs, which
+    store no artifacts) and the ids it depends on, as 16-byte UUIDs in flat buffers: about
+    28 bytes a job plus 16 per dependency, instead of the parsed job (about 1.5 KiB).
+    Approval or unstarted jobs without dependencies are neither a record source nor a link
+    in a chain, so they are not kept. An id that is not a UUID (never seen from the API)
+    goes to a plain dict.
     """
 
     def __init__(self) -> None:
-        self._nodes: dict[str, tuple[int | None, tuple[str, ...]]] = {}
+        self._ids = bytearray()  # 16 bytes per job
+        self._numbers = array("q")  # its build number, or -1
+        self._dep_ends = array("Q")  # where its dependencies end in _deps
+        self._deps = bytearray()  # 16 bytes per dependency
+        self._odd: dict[str, tuple[int | None, tuple[str, ...]]] = {}
 
     def add(self, job: Job) -> None:
         """Remember ``job`` if the walk could pass through it."""
         number = job.job_number if job.type == JobType.BUILD else None
         if number is None and not job.dependencies:
             return
-        self._nodes[job.id] = (number, tuple(job.dependencies))
+        key = _packed(job.id)
+        deps = [_packed(d) for d in job.dependencies]
+        if key is None or None in deps:
+            self._odd[job.id.lower()] = (number, tuple(d.lower() for d in job.dependencies))
+            return
+        self._ids += key
+        self._numbers.append(-1 if number is None else number)
+        for dep in deps:
+            self._deps += dep or b""
+        self._dep_ends.append(len(self._deps))
 
     def get(self, job_id: str) -> tuple[int | None, tuple[str, ...]] | None:
         """``(build number or None, dependency ids)``, or None if not (yet) indexed."""
-        return self._nodes.get(job_id)
+        key = _packed(job_id)
+        if key is None:
+            return self._odd.get(job_id.lower())
+        at = self._ids.find(key)
+        while at != -1 and at % 16:
+            at = self._ids.find(key, at + 1)
+        if at == -1:
+            return self._odd.get(job_id.lower())
+        i = at // 16
+        begin = self._dep_ends[i - 1] if i else 0
+        raw = self._deps[begin : self._dep_ends[i]]
+        deps = tuple(str(uuid.UUID(bytes=bytes(raw[j : j + 16]))) for j in range(0, len(raw), 16))
+        number = self._numbers[i]
+        return (None if number < 0 else number), deps
+
+
+def _canonical(job_id: str) -> str:
+    packed = _packed(job_id)
+    return job_id.lower() if packed is None else str(uuid.UUID(bytes=packed))
+
+
+def _packed(job_id: str) -> bytes | None:
+    try:
+        return uuid.UUID(job_id).bytes
+    except ValueError:
+        return None
 
 
 def downstream_for_hold(
@@ -107,12 +149,13 @@ def downstream_for_hold(
     Costs one artifact list per ancestor build job read, plus one read per record found.
     """
     found: dict[str, Downstream] = {}
-    visited = {hold.id}
-    frontier: list[str] = list(hold.dependencies)
+    visited = {_canonical(hold.id)}
+    frontier: list[str] = [_canonical(d) for d in hold.dependencies]
     more = rest
     while frontier:
         following: list[str] = []
         for job_id in frontier:
+            job_id = _canonical(job_id)
             if job_id in visited:
                 continue
             visited.add(job_id)
