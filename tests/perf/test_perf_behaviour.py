@@ -21,6 +21,7 @@ from circleback import errors
 from circleback.client import CircleCIClient, RetryPolicy
 from circleback.emulator import Emulator
 from circleback.relay import Downstream, Outcome, approve, wait_for_downstream
+from circleback.relay.discovery import RECORD_ARTIFACT
 
 CONFIGS = Path(__file__).parent / "configs"
 TOKEN = "CCIPAT_perf-t0ken"
@@ -145,14 +146,45 @@ def test_approve_searches_workflows_still_going_first(api: httpx.Client, emu: Em
     assert result.outcome is Outcome.APPROVED
     assert result.workflow is not None
     assert result.workflow.name == "main"
-    # workflows, the hold workflow's jobs, its finished build jobs' artifacts (A's
-    # record), B's config (the link), the approval: no finished workflow's job list.
+    # workflows, the hold workflow's jobs, the artifacts of the jobs the hold depends on
+    # (trigger, then build: no record stored here), B's config (the link), the approval:
+    # no finished workflow's job list, no artifacts of a job beside the hold.
     paths = [r["path"] for r in emu.request_log]
     assert sum(p.endswith("/job") for p in paths) == 1
+    assert sum(p.endswith("/artifacts") for p in paths) == 2
     assert sum(p.endswith("/config") for p in paths) == 1
+    assert len(paths) == 6
     with _client(emu.transport()) as client:
         again = approve(client, pid, allow_projects=["gh/acme/*"], downstream_pipeline_id=b)
     assert again.outcome is Outcome.ALREADY_APPROVED
+
+
+def test_approve_stops_at_the_nearest_record_naming_b(api: httpx.Client, emu: Emulator) -> None:
+    """A's record on the trigger job (the hold's parent): one artifact list and one read,
+    build's artifacts never, B's config not needed."""
+    pid = api.post(f"/project/{A10}/pipeline", json={"branch": "main"}).json()["id"]
+    emu.finish_job_by_name(A10, "build", "success", pipeline_id=pid)
+    trigger = emu.finish_job_by_name(A10, "trigger", "success", pipeline_id=pid)
+    for _ in range(9):
+        emu.finish_job_by_name(A10, "lint", "success", pipeline_id=pid)
+    made = api.post(
+        f"/project/{B}/pipeline",
+        json={"branch": "main", "parameters": {"triggering-pipeline-id": pid}},
+    ).json()
+    entry = {"project_slug": B, "pipeline_id": made["id"], "number": made["number"]}
+    record = {"version": 1, "downstream": [{**entry, "state": "created", "url": ""}]}
+    emu.add_artifact(trigger, RECORD_ARTIFACT, json.dumps(record).encode())
+    emu.clear_request_log()
+    with _client(emu.transport()) as client:
+        result = approve(
+            client, pid, allow_projects=["gh/acme/*"], downstream_pipeline_id=made["id"]
+        )
+    assert result.outcome is Outcome.APPROVED
+    paths = [r["path"] for r in emu.request_log]
+    # workflows, the hold workflow's jobs, trigger's artifacts, the record, the approval
+    assert len(paths) == 5
+    assert sum(p.endswith("/artifacts") for p in paths) == 1
+    assert not any(p.endswith("/config") for p in paths)
 
 
 _LIGHT = """
