@@ -123,7 +123,11 @@ class PipelineError(_Model):
 
 
 class PipelineVcs(_Model):
-    """The part of a pipeline's ``vcs`` that says which ref it ran on."""
+    """A pipeline's ``vcs``: which ref it ran on, and (kept as sent, as extra keys) the rest:
+    commit subject and body, revisions. Whoever pushes controls that text, so the link
+    proof (``circleback.relay.link``) must never take an id found in it as passed."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
     branch: str | None = None
     """The branch, when triggered on one."""
