@@ -130,10 +130,13 @@ class EmulatorServer:
 
     def _start_ticker(self) -> None:
         if self._ticker is None:
-            self._ticker = threading.Thread(
+            ticker = threading.Thread(
                 target=self._tick_forever, name="circleback-emulator-ticker", daemon=True
             )
-            self._ticker.start()
+            ticker.start()
+            # Published only once started: a shutdown racing this must never join a
+            # thread not yet started; one it misses sees the stop event and ends.
+            self._ticker = ticker
 
     def _tick_forever(self) -> None:
         while not self._stop.wait(TICK_SECONDS):

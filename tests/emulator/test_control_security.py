@@ -227,3 +227,11 @@ def test_the_cli_refuses_a_non_loopback_bind_without_the_flag(
     assert code == 2
     assert "--allow-remote" in err
     assert "Traceback" not in err
+
+
+def test_a_server_stopped_as_soon_as_started_shuts_down_cleanly(emu: Emulator) -> None:
+    # Leaving the block before the serving thread has started its ticker raised
+    # "cannot join thread before it is started" (seen within the first tries).
+    for _ in range(40):
+        with make_server(emu):
+            pass
