@@ -4,8 +4,9 @@ It authenticates with the ``Circle-Token`` header, retries what is safe to retry
 every page of every list, and turns each failure into a typed error from
 ``circleback.errors``. It reads no settings and never exits: the CLI does both.
 
-Spec: ``shared/reference/circleci-api-v2.openapi.json``; facts and sources:
-``shared/reference/circleci-api-notes.md``.
+Spec: the official OpenAPI document, vendored as ``tests/data/circleci-api-v2.openapi.json``
+(source and date beside it); what CircleCI is observed to do, with sources: the fidelity
+table in ``docs/emulator.md``.
 """
 
 from __future__ import annotations

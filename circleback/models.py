@@ -5,7 +5,7 @@ Statuses are enums that still accept a value CircleCI adds tomorrow: a field typ
 and passes unknown ones through as plain strings, so a new status never breaks parsing.
 Unknown fields are ignored for the same reason.
 
-Spec: ``shared/reference/circleci-api-v2.openapi.json`` (schemas Pipeline, Workflow, Job).
+Spec: ``tests/data/circleci-api-v2.openapi.json`` (vendored; schemas Pipeline, Workflow, Job).
 """
 
 from __future__ import annotations
