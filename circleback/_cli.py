@@ -120,12 +120,12 @@ def main_options(
             f"--log-format {fmt!r} is not console or json.", hint="Use --log-format console|json."
         )
     from circleback import _logging
-    from circleback.settings import TOKEN_VARIABLES
+    from circleback.settings import loaded_secrets
 
     _logging.configure(
         verbose=verbose,
         json_format=fmt == "json",
-        secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
+        secrets=loaded_secrets(),
     )
     _configured["logging"] = True
 
@@ -728,12 +728,10 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def _redacted(text: str) -> str:
     from circleback._logging import REDACTED
-    from circleback.settings import TOKEN_VARIABLES
+    from circleback.settings import loaded_secrets
 
-    for name in TOKEN_VARIABLES:
-        secret = os.environ.get(name)
-        if secret:
-            text = text.replace(secret, REDACTED)
+    for secret in loaded_secrets():
+        text = text.replace(secret, REDACTED)
     return text
 
 
@@ -741,12 +739,12 @@ def _ensure_logging() -> None:
     """Errors raised before the global options ran still need a configured logger."""
     if not _configured["logging"]:
         from circleback import _logging
-        from circleback.settings import TOKEN_VARIABLES
+        from circleback.settings import loaded_secrets
 
         _logging.configure(
             verbose=False,
             json_format=bool(os.environ.get("CI")),
-            secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
+            secrets=loaded_secrets(),
         )
 
 

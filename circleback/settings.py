@@ -8,7 +8,9 @@ into shell history and ``ps``.
 Two variables do not need pydantic-settings (and python-dotenv): it cost every command
 about 15 ms of imports. The rules are the ones it applied: names match case-insensitively,
 empty values count as unset, the first variable of ``TOKEN_VARIABLES`` set wins, and
-values passed to ``Settings(...)`` beat the environment.
+values passed to ``Settings(...)`` beat the environment. A token is stripped of surrounding
+whitespace (a trailing newline would make an invalid header), a blank one counts as unset,
+and one shorter than ``MIN_TOKEN_LENGTH`` is refused: redacting it would mangle output.
 """
 
 from __future__ import annotations
@@ -26,15 +28,31 @@ DEFAULT_HOST = "https://circleci.com"
 API_PREFIX = "/api/v2"
 TOKEN_VARIABLES = ("CIRCLEBACK_TOKEN", "CIRCLE_TOKEN", "CIRCLECI_API_KEY")
 HOST_VARIABLE = "CIRCLEBACK_HOST"
+#: Shorter than any token CircleCI issues (40 hex digits, or ``CCIPAT_`` and more): a value
+#: this short is a mistake, and replacing it in output would mangle unrelated text.
+MIN_TOKEN_LENGTH = 8
+
+
+def token_from_environment() -> tuple[str, str] | None:
+    """``(variable, value)`` of the first token variable that is not blank, the value
+    stripped of surrounding whitespace; names match case-insensitively."""
+    env = {k.lower(): (k, v.strip()) for k, v in os.environ.items() if v.strip()}
+    return next((env[n.lower()] for n in TOKEN_VARIABLES if n.lower() in env), None)
+
+
+def loaded_secrets() -> list[str]:
+    """What output must never show: the token as loaded, if long enough to be one."""
+    found = token_from_environment()
+    return [found[1]] if found and len(found[1]) >= MIN_TOKEN_LENGTH else []
 
 
 def _from_environment() -> dict[str, str]:
     """The settings found in the environment (names case-insensitive, empty = unset)."""
     env = {k.lower(): v for k, v in os.environ.items() if v != ""}
     found: dict[str, str] = {}
-    token = next((env[n.lower()] for n in TOKEN_VARIABLES if n.lower() in env), None)
+    token = token_from_environment()
     if token is not None:
-        found["token"] = token
+        found["token_variable"], found["token"] = token
     if HOST_VARIABLE.lower() in env:
         found["host"] = env[HOST_VARIABLE.lower()]
     return found
@@ -47,6 +65,8 @@ class Settings(BaseModel):
 
     token: SecretStr | None = None
     """A CircleCI personal API token (project tokens do not work with API v2)."""
+    token_variable: str = ""
+    """The environment variable the token came from (empty: passed in)."""
     host: str = DEFAULT_HOST
     """CircleCI's address; a CircleCI Server hostname works the same way."""
 
@@ -56,14 +76,22 @@ class Settings(BaseModel):
         return {**_from_environment(), **data} if isinstance(data, dict) else data
 
     def require_token(self) -> SecretStr:
-        """The token, or a configuration error that says where to put it."""
-        if self.token is None or not self.token.get_secret_value().strip():
+        """The token (stripped), or a configuration error that says where to put it."""
+        value = self.token.get_secret_value().strip() if self.token is not None else ""
+        hint = (
+            f"Set {TOKEN_VARIABLES[0]} (or {' or '.join(TOKEN_VARIABLES[1:])}) "
+            "to a personal API token from https://app.circleci.com/settings/user/tokens."
+        )
+        if not value:
+            raise ConfigurationError("No CircleCI API token found.", hint=hint)
+        if len(value) < MIN_TOKEN_LENGTH:
+            where = self.token_variable or "the token given"
             raise ConfigurationError(
-                "No CircleCI API token found.",
-                hint=f"Set {TOKEN_VARIABLES[0]} (or {' or '.join(TOKEN_VARIABLES[1:])}) "
-                "to a personal API token from https://app.circleci.com/settings/user/tokens.",
+                f"The token in {where} is too short to be a CircleCI API token "
+                f"({len(value)} characters; they have {MIN_TOKEN_LENGTH} or more).",
+                hint=hint,
             )
-        return self.token
+        return SecretStr(value)
 
 
 def load_settings() -> Settings:

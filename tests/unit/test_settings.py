@@ -19,10 +19,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"CIRCLEBACK_TOKEN": "a", "CIRCLE_TOKEN": "b", "CIRCLECI_API_KEY": "c"}, "a"),
-        ({"CIRCLE_TOKEN": "b", "CIRCLECI_API_KEY": "c"}, "b"),
-        ({"CIRCLECI_API_KEY": "c"}, "c"),
-        ({"CIRCLEBACK_TOKEN": "", "CIRCLE_TOKEN": "b"}, "b"),
+        (
+            {"CIRCLEBACK_TOKEN": "a" * 8, "CIRCLE_TOKEN": "b" * 8, "CIRCLECI_API_KEY": "c" * 8},
+            "a" * 8,
+        ),
+        ({"CIRCLE_TOKEN": "b" * 8, "CIRCLECI_API_KEY": "c" * 8}, "b" * 8),
+        ({"CIRCLECI_API_KEY": "c" * 8}, "c" * 8),
+        ({"CIRCLEBACK_TOKEN": "", "CIRCLE_TOKEN": "b" * 8}, "b" * 8),
+        ({"CIRCLEBACK_TOKEN": " \n", "CIRCLE_TOKEN": " bbbbbbbb\n"}, "bbbbbbbb"),
     ],
 )
 def test_token_precedence(
