@@ -464,6 +464,7 @@ class CircleCIClient:
             attempt += 1
             retry_after: float | None = None
             self._check_deadline(method, path, None)
+            sent_at = self._clock()
             try:
                 status, headers, body = self._exchange(method, path, params, json, cap)
             except httpx.TransportError as exc:
@@ -476,9 +477,10 @@ class CircleCIClient:
                     "request failed", extra={"method": method, "path": path, "error": str(failure)}
                 )
             except _read.Overtime:
+                # Cut at the per-request limit or at the command's deadline, if sooner.
                 failure = errors.RequestTimeout(
                     f"{method} {path} did not finish within "
-                    f"{self.limits.request_seconds:.0f}s (the server is sending too slowly)."
+                    f"{self._clock() - sent_at:.3g}s (the server is sending too slowly)."
                 )
                 retryable = safety is Safety.IDEMPOTENT
                 failure.outcome_unknown = _core.outcome_unknown(method, None, sent=True)
