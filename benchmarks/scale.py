@@ -5,7 +5,8 @@ page size 20. The emulator runs in its own process (``circleback emulator``) so 
 process's peak memory (tracemalloc, during approve only) is circleback's alone. Requests
 come from the emulator's request log; the minimum is what any correct client must read:
 every page of workflows (3), every job page of the hold's workflow, the proof that B is
-the pipeline A triggered (B's compiled config; the hold here requires no job, so no job
+the pipeline A triggered (B and B's compiled config: an id B's pushed ref carries is no
+evidence, so B's vcs is read too; the hold here requires no job, so no job
 of A can hold A's record: approve reads the artifacts of the hold's ancestors only), and
 the approval.
 
@@ -134,8 +135,8 @@ def approve_at_scale(sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
                     {
                         "jobs": n,
                         "job_pages": -(-n // 20),
-                        # + B's compiled config (the proof of the link) + the approval.
-                        "minimum_requests": WORKFLOW_PAGES + -(-n // 20) + 2,
+                        # + B and B's compiled config (the proof of the link) + the approval.
+                        "minimum_requests": WORKFLOW_PAGES + -(-n // 20) + 3,
                         "other_workflows": "finished" if finish_sides else "running",
                         "requests": requests,
                         "seconds": median(times),

@@ -654,9 +654,21 @@ def emulator(
         list[str] | None,
         typer.Option(help="NAME=VALUE: a behaviour variant (see docs/emulator.md)."),
     ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(help="Allow a --host that is not loopback (other machines can reach it)."),
+    ] = False,
 ) -> None:
     """Serve the local CircleCI API emulator; prints its base URL on the first line."""
-    from circleback.emulator.server import serve
+    from circleback.emulator.server import is_loopback, serve
+
+    if not allow_remote and not is_loopback(host):
+        raise errors.ConfigurationError(
+            f"--host {host} is not a loopback address: other machines could reach the "
+            "emulator, and drive its control API.",
+            hint="Serve on 127.0.0.1 (the default), or pass --allow-remote (with --token) "
+            "if other machines must reach it.",
+        )
     from circleback.emulator.switches import Switches, parse_assignment
 
     projects: dict[str, Path] = {}
@@ -688,6 +700,7 @@ def emulator(
         tokens=list(token or []),
         page_size=page_size,
         switches=changes,
+        allow_remote=allow_remote,
     )
 
 

@@ -4,8 +4,9 @@ It authenticates with the ``Circle-Token`` header, retries what is safe to retry
 every page of every list, and turns each failure into a typed error from
 ``circleback.errors``. It reads no settings and never exits: the CLI does both.
 
-Spec: ``shared/reference/circleci-api-v2.openapi.json``; facts and sources:
-``shared/reference/circleci-api-notes.md``.
+Spec: the official OpenAPI document, vendored as ``tests/data/circleci-api-v2.openapi.json``
+(source and date beside it); what CircleCI is observed to do, with sources: the fidelity
+table in ``docs/emulator.md``.
 """
 
 from __future__ import annotations
@@ -530,6 +531,7 @@ class CircleCIClient:
             attempt += 1
             retry_after: float | None = None
             self._check_deadline(method, path, None)
+            sent_at = self._clock()
             try:
                 status, headers, body = self._exchange(method, path, params, json, cap)
             except httpx.TransportError as exc:
@@ -542,9 +544,10 @@ class CircleCIClient:
                     "request failed", extra={"method": method, "path": path, "error": str(failure)}
                 )
             except _read.Overtime:
+                # Cut at the per-request limit or at the command's deadline, if sooner.
                 failure = errors.RequestTimeout(
                     f"{method} {path} did not finish within "
-                    f"{self.limits.request_seconds:.0f}s (the server is sending too slowly)."
+                    f"{self._clock() - sent_at:.3g}s (the server is sending too slowly)."
                 )
                 retryable = safety is Safety.IDEMPOTENT
                 failure.outcome_unknown = _core.outcome_unknown(method, None, sent=True)

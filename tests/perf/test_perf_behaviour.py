@@ -147,13 +147,13 @@ def test_approve_searches_workflows_still_going_first(api: httpx.Client, emu: Em
     assert result.workflow is not None
     assert result.workflow.name == "main"
     # workflows, the hold workflow's jobs, the artifacts of the jobs the hold depends on
-    # (trigger, then build: no record stored here), B's config (the link), the approval:
-    # no finished workflow's job list, no artifacts of a job beside the hold.
+    # (trigger, then build: no record stored here), B and B's config (the link), the
+    # approval: no finished workflow's job list, no artifacts of a job beside the hold.
     paths = [r["path"] for r in emu.request_log]
     assert sum(p.endswith("/job") for p in paths) == 1
     assert sum(p.endswith("/artifacts") for p in paths) == 2
     assert sum(p.endswith("/config") for p in paths) == 1
-    assert len(paths) == 6
+    assert len(paths) == 7
     with _client(emu.transport()) as client:
         again = approve(client, pid, allow_projects=["gh/acme/*"], downstream_pipeline_id=b)
     assert again.outcome is Outcome.ALREADY_APPROVED

@@ -104,12 +104,13 @@ def test_happy_path_request_counts(world: World, tmp_path: Path) -> None:
     ]
     # A's workflows, the hold workflow's jobs (once), the artifacts of the build jobs the
     # hold depends on, nearest first (trigger, then build: no record stored here, so both),
-    # B's config (the link), the approval.
+    # B and B's config (the link: an id B's pushed ref carries is no evidence), the approval.
     assert [r["method"] + " " + r["path"].split("/")[3] for r in approve_requests[1:]] == [
         "GET pipeline",
         "GET workflow",
         "GET project",
         "GET project",
+        "GET pipeline",
         "GET pipeline",
         "POST workflow",
     ]
@@ -366,12 +367,12 @@ def test_hold_on_page_three(world: World) -> None:
     code, _, err = approve(world, a, downstream=b)
     assert code == 0, err
     paths = [r["method"] + " " + r["path"].split("/")[3] for r in world.requests()]
-    # workflows, three pages of jobs, B's config (the link), approve: the hold requires
-    # no job, so no job of A can hold A's record and no job's artifacts are read
+    # workflows, three pages of jobs, B and B's config (the link), approve: the hold
+    # requires no job, so no job of A can hold A's record and no job's artifacts are read
     assert paths == [
         "GET pipeline",
         *["GET workflow"] * 3,
-        "GET pipeline",
+        *["GET pipeline"] * 2,
         "POST workflow",
     ]
     assert world.job_status(a, HOLD) == "success"

@@ -392,6 +392,8 @@ def test_status_timeout_holds_while_headers_drip(
     err = capsys.readouterr().err
     assert code == 4, err
     assert "Gave up after 1s" in err
+    # The request was cut at the command's deadline, not after the per-request 60 s.
+    assert "within 60s" not in err
     assert header_drip.sent < len(HeaderDrip.HEAD) // 2
 
 
