@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -299,3 +300,19 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(errors.ConfigurationError, match="not a duration"):
         parse_duration(text)
+
+
+def test_the_dependency_index_keeps_numbers_and_dependencies_of_any_id_shape() -> None:
+    from circleback.models import Job
+    from circleback.relay.discovery import JobIndex
+
+    first, second = "8AA5022E-6AD4-4B6E-9B1F-2F3C4D5E6F70", "949f0edf-0000-4000-8000-000000000001"
+    index = JobIndex()
+    index.add(Job(id=first, name="build", type="build", status="success", job_number=7))
+    index.add(Job(id=second, name="trigger", type="build", status="success", dependencies=(first,)))
+    index.add(Job(id="not-a-uuid", name="odd", type="build", status="success", job_number=9))
+    index.add(Job(id=str(uuid.uuid4()), name="hold", type="approval", status="on_hold"))
+    assert index.get(first.lower()) == (7, ())
+    assert index.get(second.upper()) == (None, (first.lower(),))
+    assert index.get("not-a-uuid") == (9, ())
+    assert index.get(str(uuid.uuid4())) is None
