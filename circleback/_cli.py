@@ -438,7 +438,12 @@ def sweep(
 def trace(
     pipeline_id: Annotated[str, typer.Argument(help="The pipeline to start from.")],
     output_format: Annotated[
-        str, typer.Option("--format", help="text, or mermaid for a diagram.")
+        str,
+        typer.Option(
+            "--format",
+            help="text; mermaid for a diagram; html for one self-contained page (failed "
+            "jobs first, holds and who released them) to open in a browser.",
+        ),
     ] = "text",
     max_depth: Annotated[int, typer.Option(help="How many levels down to follow.")] = 8,
 ) -> None:
@@ -448,15 +453,22 @@ def trace(
     from circleback.validation import parse_uuid
 
     pid = parse_uuid(pipeline_id, what="pipeline id")
-    if output_format not in {"text", "mermaid"}:
+    if output_format not in {"text", "mermaid", "html"}:
         raise errors.ConfigurationError(
-            f"--format {output_format!r} is not text or mermaid.", hint="Use --format text|mermaid."
+            f"--format {output_format!r} is not text, mermaid or html.",
+            hint="Use --format text|mermaid|html.",
         )
     if max_depth < 0:
         raise errors.ConfigurationError("--max-depth is negative.", hint="Pass 0 or more.")
     with _client() as client:
         tree = run_trace(client, pid, max_depth=max_depth)
-    _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
+        if output_format == "html":
+            from circleback.view.chain import build_chain
+            from circleback.view.html import render_html
+
+            _echo(render_html(build_chain(client, tree), version=__version__))
+        else:
+            _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
     if not tree.children:
         log.info(
             "no downstream pipelines recorded under this pipeline",

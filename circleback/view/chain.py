@@ -1,0 +1,209 @@
+"""What a person wants to see of a chain: every pipeline, its workflows and their jobs.
+
+Built from the tree ``circleback.relay.trace.trace`` returns (which follows the
+``circleback/downstream.json`` records, the same ones A's check acted on), adding for each
+pipeline its workflows' durations and jobs: ``GET /pipeline/{id}/workflow`` and
+``GET /workflow/{id}/job`` per pipeline, ``GET /pipeline/{id}`` for an errored one.
+Jobs are ordered failed first, then holds, then the rest in CircleCI's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from circleback.client import CircleCIClient
+from circleback.models import Job, JobStatus, JobType, PipelineState, Workflow
+from circleback.relay.records import app_url, job_url, workflow_url
+from circleback.relay.trace import TraceNode
+
+#: Job statuses shown as failures (first in each workflow).
+FAILED_JOB_STATUSES = frozenset(
+    {
+        JobStatus.FAILED.value,
+        JobStatus.INFRASTRUCTURE_FAIL.value,
+        JobStatus.TIMEDOUT.value,
+        JobStatus.CANCELED.value,
+        JobStatus.UNAUTHORIZED.value,
+        JobStatus.TERMINATED_UNKNOWN.value,
+    }
+)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job of a workflow."""
+
+    name: str
+    type: str
+    """``build`` or ``approval``."""
+    status: str
+    url: str
+    duration_seconds: float | None
+    """Seconds from start to stop (so far, if still running); None before it starts."""
+    approved_by: str | None = None
+    """For a released approval job: the id of the user whose token released it."""
+    released_at: datetime | None = None
+    """For a released approval job: when."""
+
+    @property
+    def failed(self) -> bool:
+        """True for the statuses that make a workflow fail."""
+        return self.status in FAILED_JOB_STATUSES
+
+    @property
+    def is_hold(self) -> bool:
+        """True for an approval job (a hold)."""
+        return self.type == JobType.APPROVAL.value
+
+
+@dataclass(frozen=True)
+class WorkflowView:
+    """One workflow of a pipeline, its jobs failed first."""
+
+    name: str
+    id: str
+    status: str
+    url: str
+    duration_seconds: float | None
+    """Seconds from creation to stop (so far, if still going)."""
+    jobs: tuple[JobView, ...] = ()
+
+    @property
+    def failed_jobs(self) -> tuple[JobView, ...]:
+        """The jobs that failed, in the order shown."""
+        return tuple(j for j in self.jobs if j.failed)
+
+    @property
+    def holds(self) -> tuple[JobView, ...]:
+        """The approval jobs (holds)."""
+        return tuple(j for j in self.jobs if j.is_hold)
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    """A pipeline of the chain and the pipelines it triggered."""
+
+    project_slug: str
+    pipeline_id: str
+    number: int
+    state: str
+    url: str
+    workflows: tuple[WorkflowView, ...] = ()
+    children: tuple[PipelineView, ...] = ()
+    errors: tuple[str, ...] = ()
+    """Why CircleCI could not run it (an errored pipeline)."""
+    note: str = ""
+    """Why the chain stops here (depth limit, a cycle), if it does."""
+
+    @property
+    def status(self) -> str:
+        """One word for the pipeline: ``errored``, the worst workflow status, or its state."""
+        if self.errors or self.state == PipelineState.ERRORED.value:
+            return "errored"
+        statuses = [w.status for w in self.workflows]
+        for worst in ("failed", "error", "canceled", "unauthorized", "failing", "on_hold"):
+            if worst in statuses:
+                return worst
+        if statuses and all(s == "success" for s in statuses):
+            return "success"
+        return "running" if statuses else self.state
+
+    def walk(self) -> list[PipelineView]:
+        """This pipeline and every one below it, depth first."""
+        found = [self]
+        for child in self.children:
+            found.extend(child.walk())
+        return found
+
+
+def build_chain(
+    client: CircleCIClient,
+    root: TraceNode,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(tz=timezone.utc),
+) -> PipelineView:
+    """Add workflows, durations and jobs to every pipeline of a traced tree.
+
+    A node that only points back at a pipeline shown already (a cycle) is not read again.
+    Raises the client's errors (``circleback.errors``) as they come.
+    """
+    app = app_url(client.base_url)
+    moment = now()
+
+    def view(node: TraceNode) -> PipelineView:
+        children = tuple(view(child) for child in node.children)
+        base = PipelineView(
+            project_slug=node.project_slug,
+            pipeline_id=node.pipeline_id,
+            number=node.number,
+            state=node.state,
+            url=node.url,
+            children=children,
+            note=node.note,
+        )
+        if node.note.startswith("already"):
+            return base
+        errors: tuple[str, ...] = ()
+        if node.state == PipelineState.ERRORED.value:
+            pipeline = client.get_pipeline(node.pipeline_id)
+            errors = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
+        workflows = sorted(client.list_pipeline_workflows(node.pipeline_id), key=_created)
+        shown = tuple(_workflow(client, app, node, w, moment) for w in workflows)
+        return PipelineView(
+            project_slug=base.project_slug,
+            pipeline_id=base.pipeline_id,
+            number=base.number,
+            state=base.state,
+            url=base.url,
+            workflows=shown,
+            children=children,
+            errors=errors,
+            note=base.note,
+        )
+
+    return view(root)
+
+
+def _created(workflow: Workflow) -> datetime:
+    return workflow.created_at
+
+
+def _workflow(
+    client: CircleCIClient, app: str, node: TraceNode, wf: Workflow, now: datetime
+) -> WorkflowView:
+    jobs = [_job(app, node, wf, j, now) for j in client.list_workflow_jobs(wf.id)]
+    ordered = sorted(jobs, key=lambda j: 0 if j.failed else 1 if j.is_hold else 2)
+    return WorkflowView(
+        name=wf.name,
+        id=wf.id,
+        status=_text(wf.status),
+        url=workflow_url(app, node.project_slug, node.number, wf.id),
+        duration_seconds=_seconds(wf.created_at, wf.stopped_at, now),
+        jobs=tuple(ordered),
+    )
+
+
+def _job(app: str, node: TraceNode, wf: Workflow, job: Job, now: datetime) -> JobView:
+    released = job.status == JobStatus.SUCCESS and job.type == JobType.APPROVAL
+    return JobView(
+        name=job.name,
+        type=_text(job.type),
+        status=_text(job.status),
+        url=job_url(app, node.project_slug, node.number, wf.id, job.job_number),
+        duration_seconds=(
+            None if job.started_at is None else _seconds(job.started_at, job.stopped_at, now)
+        ),
+        approved_by=job.approved_by if released else None,
+        released_at=job.stopped_at if released else None,
+    )
+
+
+def _seconds(start: datetime, stop: datetime | None, now: datetime) -> float:
+    return max(((stop or now) - start).total_seconds(), 0.0)
+
+
+def _text(value: object) -> str:
+    """A status as CircleCI spells it, whether a known enum member or a new string."""
+    return str(getattr(value, "value", value))

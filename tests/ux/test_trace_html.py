@@ -1,0 +1,223 @@
+"""``circleback trace --format html``: the chain as one page, checked in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from circleback.view.chain import JobView, PipelineView, WorkflowView
+from circleback.view.html import CSP, render_html
+from tests.relay.world import A, B, World
+from tests.ux import browser
+from tests.ux.chains import C, failed_chain
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Measures the laid-out page and writes what it found into the DOM for --dump-dom.
+PROBE = """<script>
+const box = (e) => { const r = e.getBoundingClientRect();
+  return {x: r.left, y: r.top, w: r.width, h: r.height}; };
+const cards = [...document.querySelectorAll("li.pipeline")].map((li) => ({
+  id: li.dataset.pipelineId, status: li.dataset.status,
+  parent: li.parentElement.closest("li.pipeline")?.dataset.pipelineId ?? null,
+  card: box(li.querySelector(":scope > .card")),
+  visible: getComputedStyle(li.querySelector(":scope > .card")).visibility === "visible" }));
+const failed = [...document.querySelectorAll("li.job.failed a")].map((a) => ({
+  name: a.textContent, colour: getComputedStyle(a).color, box: box(a) }));
+const out = {cards, failed,
+  resources: performance.getEntriesByType("resource").map((r) => r.name),
+  overflow: document.documentElement.scrollWidth > innerWidth,
+  fonts: document.fonts.size};
+const pre = document.createElement("pre"); pre.id = "probe";
+pre.textContent = JSON.stringify(out); document.body.append(pre);
+</script>"""
+
+
+class _Elements(HTMLParser):
+    """Every start tag with its attributes, and the text inside elements with an id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.texts: dict[str, str] = {}
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        self.tags.append((tag, found))
+        if "id" in found:
+            self._open = found["id"]
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self.texts[self._open] = self.texts.get(self._open, "") + data
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = None
+
+    def having(self, attr: str) -> list[dict[str, str]]:
+        return [a for _, a in self.tags if attr in a]
+
+
+def _elements(text: str) -> _Elements:
+    parser = _Elements()
+    parser.feed(text)
+    return parser
+
+
+@pytest.fixture
+def chain_page(world: World, tmp_path: Path) -> tuple[Path, object]:
+    chain = failed_chain(world, tmp_path)
+    result = world.cli("trace", chain.a, "--format", "html")
+    assert result.code == 0, result.err
+    page = tmp_path / "chain.html"
+    page.write_text(result.out, encoding="utf-8")
+    return page, chain
+
+
+def test_the_page_draws_a_and_every_downstream_pipeline(chain_page: tuple[Path, object]) -> None:
+    page, chain = chain_page
+    dom = _elements(page.read_text(encoding="utf-8"))
+    pipelines = dom.having("data-pipeline-id")
+    assert [(p["data-project"], p["data-pipeline-id"]) for p in pipelines] == [
+        (A, chain.a),  # type: ignore[attr-defined]
+        (B, chain.b),  # type: ignore[attr-defined]
+        (C, chain.c),  # type: ignore[attr-defined]
+    ]
+    assert [p["data-status"] for p in pipelines] == ["running", "failed", "on_hold"]
+    workflows = [(w["data-workflow"], w["data-status"]) for w in dom.having("data-workflow")]
+    assert workflows == [
+        ("main", "running"),
+        ("test", "failed"),
+        ("lint", "success"),
+        ("gated", "on_hold"),
+    ]
+
+
+def test_failed_jobs_come_first_and_the_hold_says_who_released_it(
+    chain_page: tuple[Path, object],
+) -> None:
+    page, _ = chain_page
+    text = page.read_text(encoding="utf-8")
+    jobs = [(j["data-job"], j["data-status"]) for j in _elements(text).having("data-job")]
+    # A: the hold (released) is listed before its other jobs; B's test: the failed leg first.
+    assert jobs[0] == ("wait-for-triggered-pipeline", "success")
+    b_test = jobs[jobs.index(("build-and-test-3.11", "failed")) :]
+    assert b_test[1] == ("build-and-test-3.12", "success")
+    (released,) = _elements(text).having("data-approved-by")
+    assert re.fullmatch(r"[0-9a-f-]{36}", released["data-approved-by"])
+    assert "released at" in text
+    assert "waiting to be released" in text  # C's own gate
+
+
+def test_the_page_is_self_contained(chain_page: tuple[Path, object]) -> None:
+    page, _ = chain_page
+    text = page.read_text(encoding="utf-8")
+    assert f'content="{CSP}"' in text
+    assert "<script" not in text
+    assert "@import" not in text
+    assert "url(" not in text
+    for link in re.findall(r'(?:href|src)="([^"]*)"', text):
+        assert link.startswith("http://127.0.0.1/"), link  # the emulator's web pages only
+
+
+def test_only_http_links_and_escaped_text() -> None:
+    hostile = PipelineView(
+        project_slug="gh/acme/<b>",
+        pipeline_id="x",
+        number=1,
+        state="created",
+        url="javascript:alert(1)",
+        workflows=(
+            WorkflowView(
+                name="<img src=x onerror=alert(1)>",
+                id="w",
+                status='"><script>',
+                url="data:text/html,hi",
+                duration_seconds=3725.0,
+                jobs=(JobView("j", "build", "failed", "https://ok.example/j", 61.0),),
+            ),
+        ),
+    )
+    text = render_html(hostile)
+    assert "javascript:" not in text
+    assert "data:text" not in text
+    assert "<img" not in text
+    assert "<script>" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert 'href="https://ok.example/j"' in text
+    assert "1h 02m" in text
+    assert "1m 01s" in text
+
+
+@browser.needs_chromium
+def test_chromium_runs_nothing_and_loads_nothing_from_the_page(
+    chain_page: tuple[Path, object], tmp_path: Path
+) -> None:
+    page, _ = chain_page
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = browser.dump_dom(probed)
+    assert 'id="probe"' not in dom  # the page's policy forbids every script, ours included
+    assert "data-pipeline-id" in dom
+
+
+@browser.needs_chromium
+def test_chromium_lays_the_chain_out_as_a_tree(
+    chain_page: tuple[Path, object], tmp_path: Path
+) -> None:
+    page, chain = chain_page
+    probed = tmp_path / "probed.html"
+    relaxed = page.read_text().replace(
+        CSP, CSP.replace("default-src 'none'", "default-src 'none'; script-src 'unsafe-inline'")
+    )
+    probed.write_text(relaxed.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    found = json.loads(_elements(browser.dump_dom(probed)).texts["probe"])
+    assert found["resources"] == []
+    assert found["fonts"] == 0
+    assert found["overflow"] is False
+    cards = {c["id"]: c for c in found["cards"]}
+    assert [c["parent"] for c in found["cards"]] == [None, chain.a, chain.b]  # type: ignore[attr-defined]
+    for child in found["cards"][1:]:
+        parent = cards[child["parent"]]
+        assert child["visible"]
+        assert child["card"]["w"] > 300
+        assert child["card"]["h"] > 30
+        assert child["card"]["x"] > parent["card"]["x"] + 20  # indented under its parent
+        assert child["card"]["y"] >= parent["card"]["y"] + parent["card"]["h"]  # below it
+    (failed,) = found["failed"]
+    assert failed["name"] == "build-and-test-3.11"
+    red, green, blue = (int(v) for v in re.findall(r"\d+", failed["colour"])[:3])
+    assert red > 150
+    assert green < 80
+    assert blue < 80
+
+
+@browser.needs_chromium
+def test_screenshot_shows_the_cards(chain_page: tuple[Path, object], tmp_path: Path) -> None:
+    page, _ = chain_page
+    png = browser.screenshot(page, tmp_path / "chain.png", width=1000, height=700)
+    width, height, rows = browser.png_pixels(png)
+    assert (width, height) == (1000, 700)
+    colours = {row[i : i + 3] for row in rows[::7] for i in range(0, len(row), 4 * 9)}
+    assert len(colours) > 20  # text, badges and borders, not a blank page
+    reds = [c for c in colours if c[0] > 180 and c[1] < 80 and c[2] < 80]
+    assert reds, "no failure red on the page"
+
+
+def test_the_readme_shows_a_committed_screenshot() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (path,) = re.findall(r"!\[[^\]]*\]\((docs/img/[^)]+\.png)\)", readme)
+    width, height, _ = browser.png_pixels(REPO / path)
+    assert width >= 800
+    assert height >= 400
+
+
+def test_trace_refuses_an_unknown_format(world: World) -> None:
+    result = world.cli("trace", "5034460f-c7c4-4c43-9457-de07e2029e7b", "--format", "svg")
+    assert result.code == 2
+    assert "text, mermaid or html" in result.err
