@@ -479,6 +479,66 @@ def trace(
         )
 
 
+# -- doctor -------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    upstream: Annotated[
+        str | None, typer.Option(help="Project A, which triggers and holds, e.g. gh/acme/a.")
+    ] = None,
+    downstream: Annotated[
+        list[str] | None,
+        typer.Option(help="A project A triggers, e.g. gh/acme/b (repeatable)."),
+    ] = None,
+    callback_parameter: Annotated[
+        str, typer.Option(help="The parameter B must declare for A's pipeline id.")
+    ] = "triggering-pipeline-id",
+    job_name: Annotated[
+        str, typer.Option(help="A's approval job (the hold) that B releases.")
+    ] = "wait-for-triggered-pipeline",
+    allow_project: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The patterns B's approve uses, when B's config does not name them "
+            "(repeatable; also CIRCLEBACK_ALLOW_PROJECTS)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Check a setup before it fails: host, token, access, B's parameter and callback.
+
+    Reads only (nothing is created, triggered or approved). Exits 0 when nothing is
+    wrong, 2 when something must be fixed, 3 when the API could not tell.
+    """
+    from circleback.client import CircleCIClient
+    from circleback.doctor import diagnose, exit_code, render
+    from circleback.settings import load_settings
+
+    settings = load_settings()
+    patterns = list(allow_project or [])
+    if not patterns and os.environ.get("CIRCLEBACK_ALLOW_PROJECTS"):
+        patterns = [os.environ["CIRCLEBACK_ALLOW_PROJECTS"]]
+    findings = diagnose(
+        settings,
+        client=lambda: CircleCIClient.from_settings(
+            settings, transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+        ),
+        upstream=upstream,
+        downstream=list(downstream or []),
+        callback_parameter=callback_parameter,
+        job_name=job_name,
+        allow_projects=patterns,
+    )
+    code = exit_code(findings)
+    if as_json:
+        _print_json({"exit_code": code, "findings": [f.to_json() for f in findings]})
+    else:
+        _echo(render(findings))
+    if code:
+        raise typer.Exit(code)
+
+
 # -- emulator, orb ----------------------------------------------------------------------
 
 

@@ -1,0 +1,576 @@
+"""``circleback doctor``: check a setup before it fails, without creating anything.
+
+Today a wrong token, a project the token cannot read, a B that does not declare the
+callback parameter or never calls back, a GitHub App project without a definition id, or
+an allow-list that refuses A is found only when a pipeline fails or hangs. Each check
+here reads the API (GET only: ``/me``, ``/project/{slug}``, ``/project/{slug}/pipeline``,
+``/pipeline/{id}/config``, ``/projects/{id}/pipeline-definitions``) and says what it found
+and, when something is wrong, how to fix it.
+
+What it cannot see: environment variables and contexts of A's and B's jobs (the token
+*they* use, a ``CIRCLEBACK_ALLOW_PROJECTS`` set there), configs on other branches than
+the newest pipeline's, and whether B's callback job will actually run (its ``requires``
+and filters). Those are reported as "cannot tell" where they matter, never as fine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from circleback import errors
+from circleback.client import CircleCIClient
+from circleback.relay.approve import parse_allow_patterns, project_allowed
+from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER
+from circleback.settings import (
+    DEFAULT_HOST,
+    HOST_VARIABLE,
+    TOKEN_VARIABLES,
+    Settings,
+    api_base_url,
+    is_loopback,
+)
+from circleback.validation import ProjectSlug, parse_project_slug, segment
+
+DEFAULT_JOB_NAME = "wait-for-triggered-pipeline"
+TOKENS_PAGE = "https://app.circleci.com/settings/user/tokens"
+#: Ways a config calls back: the orb's job or command, or the CLI itself.
+_CALLBACK_MARKERS = ("circleback/approve", "approve_upstream", "circleback approve")
+_TRIGGER_MARKERS = ("circleback/trigger", "trigger_pipeline", "circleback trigger")
+_ALLOW = re.compile(
+    r"""(?:allow_project\s*:|--allow-project[\s=]+|CIRCLEBACK_ALLOW_PROJECTS\s*[:=])\s*"""
+    r"""["']?([^"'\n#]+)"""
+)
+
+
+class Level(str, Enum):
+    """How a finding stands."""
+
+    OK = "ok"
+    WARN = "warn"
+    """Works, but worth knowing (or a step a person must take)."""
+    FAIL = "fail"
+    """Will fail: a configuration to fix (exit 2)."""
+    UNKNOWN = "unknown"
+    """Could not tell: the API or network did not answer (exit 3 when nothing failed)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing doctor checked."""
+
+    check: str
+    """What was checked: ``host``, ``token``, ``access``, ``callback-parameter``,
+    ``callback``, ``hold``, ``trigger``, ``allow-list`` or ``definition-id``."""
+    subject: str
+    """What it was checked on: a variable name or a project slug."""
+    level: Level
+    message: str
+    """What was found, in one sentence."""
+    fix: str | None = None
+    """What to do about it; None when nothing needs doing."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The finding as a JSON object (``doctor --json``)."""
+        return {
+            "check": self.check,
+            "subject": self.subject,
+            "level": self.level.value,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+def exit_code(findings: Sequence[Finding]) -> int:
+    """2 when anything fails, else 3 when anything could not be told, else 0."""
+    levels = {f.level for f in findings}
+    if Level.FAIL in levels:
+        return errors.EXIT_USAGE
+    if Level.UNKNOWN in levels:
+        return errors.EXIT_API
+    return errors.EXIT_OK
+
+
+def diagnose(
+    settings: Settings,
+    *,
+    client: Callable[[], CircleCIClient],
+    upstream: str | None = None,
+    downstream: Sequence[str] = (),
+    callback_parameter: str = DEFAULT_CALLBACK_PARAMETER,
+    job_name: str = DEFAULT_JOB_NAME,
+    allow_projects: Sequence[str] = (),
+) -> list[Finding]:
+    """Run every check that applies; ``client`` is called once, after the host and token pass.
+
+    Slugs that are not slugs are findings too, not exceptions. Nothing is created.
+    """
+    findings: list[Finding] = []
+    host_ok = _check_host(settings, findings)
+    token_ok = _check_token_present(settings, findings)
+    slugs = _check_slugs([s for s in [upstream, *downstream] if s], findings)
+    if not (host_ok and token_ok):
+        return findings
+    up = slugs.get(upstream) if upstream else None
+    with client() as api:
+        if not _check_me(api, findings):
+            return findings
+        projects = {str(s): _check_access(api, s, findings) for s in slugs.values()}
+        if up is not None and projects.get(str(up)) is not None:
+            _check_upstream(api, up, job_name, findings)
+        for name in downstream:
+            slug = slugs.get(name)
+            if slug is None or projects.get(str(slug)) is None:
+                continue
+            _check_downstream(
+                api,
+                slug,
+                projects[str(slug)] or {},
+                up,
+                callback_parameter,
+                allow_projects,
+                findings,
+            )
+    if not downstream:
+        findings.append(
+            Finding(
+                "callback",
+                "downstream",
+                Level.WARN,
+                "No downstream project given: B's parameter and callback were not checked.",
+                "Pass --downstream gh/org/b (repeatable) to check each project A triggers.",
+            )
+        )
+    return findings
+
+
+# -- host and token ----------------------------------------------------------------------
+
+
+def _check_host(settings: Settings, findings: list[Finding]) -> bool:
+    try:
+        base = api_base_url(settings.host)
+    except errors.ConfigurationError as exc:
+        findings.append(Finding("host", HOST_VARIABLE, Level.FAIL, exc.message, exc.hint))
+        return False
+    host = base.removesuffix("/api/v2")
+    if host == DEFAULT_HOST:
+        what = "CircleCI cloud"
+    elif is_loopback(host.split("//", 1)[1].split(":")[0].strip("[]")):
+        what = "a local emulator (plain http is allowed on loopback only)"
+    else:
+        what = "a CircleCI Server installation"
+    findings.append(Finding("host", HOST_VARIABLE, Level.OK, f"API at {base}: {what}."))
+    return True
+
+
+def _check_token_present(settings: Settings, findings: list[Finding]) -> bool:
+    try:
+        settings.require_token()
+    except errors.ConfigurationError as exc:
+        findings.append(Finding("token", TOKEN_VARIABLES[0], Level.FAIL, exc.message, exc.hint))
+        return False
+    return True
+
+
+def _check_me(api: CircleCIClient, findings: list[Finding]) -> bool:
+    """GET /me: the token is valid, and whose it is."""
+    fix = (
+        f"Create a personal API token at {TOKENS_PAGE} and set {TOKEN_VARIABLES[0]} to it; "
+        "project API tokens do not work with API v2."
+    )
+    try:
+        _status, me = api._request("GET", "/me")
+    except (errors.AuthenticationError, errors.NotFound, errors.PermissionDenied) as exc:
+        findings.append(
+            Finding("token", "token", Level.FAIL, f"The token was refused: {exc.message}", fix)
+        )
+        return False
+    except errors.CirclebackError as exc:
+        findings.append(_unknown("token", "token", exc))
+        return False
+    who = me if isinstance(me, dict) else {}
+    login, name = who.get("login") or "?", who.get("name") or ""
+    owner = f"{login} ({name})" if name and name != login else str(login)
+    findings.append(
+        Finding(
+            "token",
+            "token",
+            Level.OK,
+            f"The token is valid and acts as {owner}: everything circleback does with it "
+            "is done, and shown, as that user.",
+        )
+    )
+    return True
+
+
+# -- projects --------------------------------------------------------------------------
+
+
+def _check_slugs(names: Iterable[str], findings: list[Finding]) -> dict[str, ProjectSlug]:
+    parsed: dict[str, ProjectSlug] = {}
+    for name in names:
+        try:
+            parsed[name] = parse_project_slug(name)
+        except errors.ConfigurationError as exc:
+            findings.append(Finding("access", name, Level.FAIL, exc.message, exc.hint))
+    return parsed
+
+
+def _check_access(
+    api: CircleCIClient, slug: ProjectSlug, findings: list[Finding]
+) -> dict[str, Any] | None:
+    """GET /project/{slug}: the token's user can read the project."""
+    try:
+        _status, project = api._request("GET", f"/project/{slug.path}")
+    except (errors.NotFound, errors.PermissionDenied) as exc:
+        findings.append(
+            Finding(
+                "access",
+                str(slug),
+                Level.FAIL,
+                f"{slug}: {exc.message} The slug is wrong, or the token's user cannot see it.",
+                "Check the slug in the project's settings on CircleCI, and that the token's "
+                "user has access to the repository (and has followed the project).",
+            )
+        )
+        return None
+    except errors.CirclebackError as exc:
+        findings.append(_unknown("access", str(slug), exc))
+        return None
+    found = project if isinstance(project, dict) else {}
+    findings.append(Finding("access", str(slug), Level.OK, f"{slug}: the token can read it."))
+    return found
+
+
+def _latest_config(
+    api: CircleCIClient, slug: ProjectSlug, check: str, findings: list[Finding]
+) -> tuple[str, str] | None:
+    """The source and compiled config of the project's newest pipeline, or a finding."""
+    try:
+        newest = next(iter(api.list_project_pipelines(str(slug))), None)
+        if newest is None:
+            findings.append(
+                Finding(
+                    check,
+                    str(slug),
+                    Level.WARN,
+                    f"{slug} has no pipeline yet, so its config cannot be read.",
+                    "Run a pipeline of it once (push a commit), then run doctor again.",
+                )
+            )
+            return None
+        _status, config = api._request("GET", f"/pipeline/{segment(newest.id)}/config")
+    except errors.CirclebackError as exc:
+        findings.append(_unknown(check, str(slug), exc, what="its newest pipeline's config"))
+        return None
+    data = config if isinstance(config, dict) else {}
+    return str(data.get("source") or ""), str(data.get("compiled") or "")
+
+
+def _check_upstream(
+    api: CircleCIClient, slug: ProjectSlug, job_name: str, findings: list[Finding]
+) -> None:
+    config = _latest_config(api, slug, "hold", findings)
+    if config is None:
+        return
+    source, compiled = config
+    holds = _approval_jobs(source) | _approval_jobs(compiled)
+    if job_name in holds:
+        findings.append(
+            Finding("hold", str(slug), Level.OK, f"{slug} has the approval job {job_name!r}.")
+        )
+    else:
+        found = ", ".join(sorted(holds)) or "none"
+        findings.append(
+            Finding(
+                "hold",
+                str(slug),
+                Level.FAIL,
+                f"{slug}'s newest config has no approval job named {job_name!r} "
+                f"(approval jobs: {found}); B would find nothing to release.",
+                f"Add '- {job_name}: {{type: approval, requires: [trigger-…]}}' to A's "
+                "workflow, or pass the name B's approve uses as --job-name.",
+            )
+        )
+    if not any(m in source or m in compiled for m in _TRIGGER_MARKERS):
+        findings.append(
+            Finding(
+                "trigger",
+                str(slug),
+                Level.WARN,
+                f"{slug}'s newest config never runs circleback/trigger or 'circleback trigger'.",
+                "Add the orb's circleback/trigger job before the hold (see the README).",
+            )
+        )
+
+
+def _check_downstream(
+    api: CircleCIClient,
+    slug: ProjectSlug,
+    project: dict[str, Any],
+    upstream: ProjectSlug | None,
+    callback_parameter: str,
+    allow_projects: Sequence[str],
+    findings: list[Finding],
+) -> None:
+    if slug.is_opaque:
+        _check_definitions(api, slug, project, findings)
+    config = _latest_config(api, slug, "callback-parameter", findings)
+    if config is None:
+        if upstream is not None and allow_projects:
+            _check_allowed(slug, upstream, list(allow_projects), "--allow-project", findings)
+        return
+    source, compiled = config
+    _check_parameter(slug, source, callback_parameter, findings)
+    calls_back = any(m in source or m in compiled for m in _CALLBACK_MARKERS)
+    if not calls_back:
+        findings.append(
+            Finding(
+                "callback",
+                str(slug),
+                Level.FAIL,
+                f"{slug}'s newest config never calls back (no circleback/approve job, "
+                "approve_upstream command or 'circleback approve'): A would wait on its hold "
+                "until it times out.",
+                "Add the orb's circleback/approve job with upstream_pipeline_id: "
+                f"<< pipeline.parameters.{callback_parameter} >>, requiring B's other jobs "
+                "as terminal (see the README).",
+            )
+        )
+    elif f"pipeline.parameters.{callback_parameter}" not in source:
+        findings.append(
+            Finding(
+                "callback",
+                str(slug),
+                Level.FAIL,
+                f"{slug} calls back but never passes << pipeline.parameters."
+                f"{callback_parameter} >>: it cannot know which pipeline of A to release.",
+                f"Pass upstream_pipeline_id: << pipeline.parameters.{callback_parameter} >> "
+                "to circleback/approve.",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                "callback",
+                str(slug),
+                Level.OK,
+                f"{slug} calls back with << pipeline.parameters.{callback_parameter} >>.",
+            )
+        )
+    if upstream is not None:
+        patterns = [*allow_projects, *_allow_patterns(source)]
+        where = "--allow-project and B's config" if allow_projects else "B's config"
+        if patterns:
+            _check_allowed(slug, upstream, patterns, where, findings)
+        elif calls_back:
+            findings.append(
+                Finding(
+                    "allow-list",
+                    str(slug),
+                    Level.WARN,
+                    f"Cannot tell whether {slug} would release {upstream}: its config names "
+                    "no allow_project (it may come from CIRCLEBACK_ALLOW_PROJECTS in a "
+                    "context, which doctor cannot read).",
+                    "Pass the patterns B uses as --allow-project to check them.",
+                )
+            )
+
+
+def _check_parameter(slug: ProjectSlug, source: str, name: str, findings: list[Finding]) -> None:
+    declared = _parameters(source)
+    snippet = f'parameters: {{{name}: {{type: string, default: ""}}}}'
+    if declared is None:
+        findings.append(
+            Finding(
+                "callback-parameter",
+                str(slug),
+                Level.UNKNOWN,
+                f"{slug}'s newest config source could not be read as YAML.",
+                "Check it with 'circleci config validate'.",
+            )
+        )
+    elif name not in declared:
+        findings.append(
+            Finding(
+                "callback-parameter",
+                str(slug),
+                Level.FAIL,
+                f"{slug} does not declare the pipeline parameter {name!r}: the trigger "
+                "would create a pipeline that errors.",
+                f"Declare it at the top of B's config: {snippet}",
+            )
+        )
+    elif (declared[name] or {}).get("type") != "string":
+        found = (declared[name] or {}).get("type")
+        findings.append(
+            Finding(
+                "callback-parameter",
+                str(slug),
+                Level.FAIL,
+                f"{slug} declares {name!r} as {found!r}, not string: A's pipeline id would "
+                "be refused.",
+                f"Declare it as a string: {snippet}",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                "callback-parameter",
+                str(slug),
+                Level.OK,
+                f"{slug} declares {name!r} (string).",
+            )
+        )
+
+
+def _check_allowed(
+    slug: ProjectSlug,
+    upstream: ProjectSlug,
+    patterns: list[str],
+    where: str,
+    findings: list[Finding],
+) -> None:
+    try:
+        parsed = parse_allow_patterns(patterns)
+    except errors.ConfigurationError as exc:
+        findings.append(Finding("allow-list", str(slug), Level.FAIL, exc.message, exc.hint))
+        return
+    shown = ", ".join(parsed)
+    if project_allowed(str(upstream), parsed):
+        findings.append(
+            Finding(
+                "allow-list",
+                str(slug),
+                Level.OK,
+                f"{slug} would release holds of {upstream} (allowed by {shown}).",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                "allow-list",
+                str(slug),
+                Level.FAIL,
+                f"{slug} would refuse {upstream}: {where} allow only {shown}.",
+                f"Add {upstream} (or a pattern such as {upstream.provider}/"
+                f"{upstream.organization}/*) to B's allow_project.",
+            )
+        )
+
+
+def _check_definitions(
+    api: CircleCIClient, slug: ProjectSlug, project: dict[str, Any], findings: list[Finding]
+) -> None:
+    """GitHub App projects need a definition id to be triggered: list them."""
+    fix = (
+        "Find the pipeline definition's id in the project's settings (Project Setup) and "
+        "pass it to trigger as --definition-id (orb: definition_id)."
+    )
+    project_id = str(project.get("id") or slug.project)
+    try:
+        _status, data = api._request("GET", f"/projects/{segment(project_id)}/pipeline-definitions")
+    except errors.CirclebackError as exc:
+        findings.append(
+            Finding(
+                "definition-id",
+                str(slug),
+                Level.UNKNOWN,
+                f"{slug} is a GitHub App project, so triggering it needs --definition-id; "
+                f"its definitions could not be listed: {exc.message}",
+                fix,
+            )
+        )
+        return
+    items = data.get("items") if isinstance(data, dict) else None
+    listed = [
+        f"{item.get('id')} ({item.get('name') or 'unnamed'})"
+        for item in items or []
+        if isinstance(item, dict)
+    ]
+    findings.append(
+        Finding(
+            "definition-id",
+            str(slug),
+            Level.WARN if listed else Level.FAIL,
+            f"{slug} is a GitHub App project: triggering it needs --definition-id. "
+            + (f"Its definitions: {'; '.join(listed)}." if listed else "It has none."),
+            "Pass the one A should run as --definition-id (orb: definition_id)." if listed else fix,
+        )
+    )
+
+
+# -- reading configs -------------------------------------------------------------------
+
+
+def _yaml(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError:
+        return None
+
+
+def _parameters(source: str) -> dict[str, Any] | None:
+    """The declared pipeline parameters, or None when the source is not YAML."""
+    data = _yaml(source)
+    if not isinstance(data, dict):
+        return None
+    params = data.get("parameters")
+    return {str(k): v if isinstance(v, dict) else {} for k, v in (params or {}).items()}
+
+
+def _approval_jobs(text: str) -> set[str]:
+    """Names of ``type: approval`` jobs in a config's workflows."""
+    data = _yaml(text)
+    found: set[str] = set()
+    workflows = data.get("workflows") if isinstance(data, dict) else None
+    for workflow in (workflows or {}).values():
+        jobs = workflow.get("jobs") if isinstance(workflow, dict) else None
+        for entry in jobs or []:
+            if not isinstance(entry, dict):
+                continue
+            for name, body in entry.items():
+                if isinstance(body, dict) and body.get("type") == "approval":
+                    found.add(str(body.get("name") or name))
+    return found
+
+
+def _allow_patterns(source: str) -> list[str]:
+    """``allow_project`` values written in a config (not those from parameters)."""
+    return [m.strip() for m in _ALLOW.findall(source) if "<<" not in m and m.strip()]
+
+
+def _unknown(check: str, subject: str, exc: errors.CirclebackError, what: str = "") -> Finding:
+    about = f" reading {what}" if what else ""
+    return Finding(
+        check,
+        subject,
+        Level.UNKNOWN,
+        f"Cannot tell: the API answered{about} with an error: {exc.message}",
+        exc.hint or f"Check {HOST_VARIABLE} and the network, then run doctor again.",
+    )
+
+
+def render(findings: Sequence[Finding]) -> str:
+    """One line per finding, its fix indented below; the verdict last."""
+    marks = {Level.OK: "ok", Level.WARN: "warn", Level.FAIL: "FAIL", Level.UNKNOWN: "?"}
+    lines = []
+    for f in findings:
+        lines.append(f"{marks[f.level]:5} {f.check:18} {f.message}")
+        if f.fix:
+            lines.append(f"{'':24}fix: {f.fix}")
+    code = exit_code(findings)
+    failed = sum(1 for f in findings if f.level is Level.FAIL)
+    if code == errors.EXIT_USAGE:
+        lines.append(f"{failed} problem{'s' if failed != 1 else ''} to fix before this works.")
+    elif code == errors.EXIT_API:
+        lines.append("Some checks could not tell; nothing failed.")
+    else:
+        lines.append("No problem found.")
+    return "\n".join(lines)
