@@ -397,8 +397,8 @@ class CircleCIClient:
             if self._clock() - started + delay > self._retry.total_budget:
                 raise failure
             logger.info(
-                "retrying",
-                extra={"method": method, "path": path, "attempt": attempt + 1, "delay": delay},
+                f"retrying in {delay:.1f}s",
+                extra={"method": method, "path": path, "attempt": attempt + 1},
             )
             self._sleep(delay)
 

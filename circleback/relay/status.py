@@ -33,6 +33,7 @@ from circleback.models import (
     Workflow,
     WorkflowStatus,
 )
+from circleback.progress import WaitProgress, describe
 from circleback.relay.records import Downstream, app_url, job_url, workflow_url
 
 logger = logging.getLogger("circleback.relay")
@@ -182,19 +183,22 @@ def wait_for_downstream(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Callable[[WaitProgress], None] | None = None,
 ) -> StatusReport:
     """Wait until every workflow of every downstream pipeline is final; report them all.
 
     Raises ``WaitTimeout`` when ``timeout`` passes first. Does not raise on failure: the
     caller decides from ``StatusReport.succeeded`` (the CLI exits 1). ``concurrency``
-    bounds the pipelines looked at in parallel (1: one after another).
+    bounds the pipelines looked at in parallel (1: one after another). ``progress``, if
+    given, is told after each look what is still awaited (instead of a log line).
     """
     if not downstream:
         raise errors.ConfigurationError(
             "No downstream pipeline to check.",
             hint="Pass --pipeline-id, or a --state-file that 'circleback trigger' wrote to.",
         )
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
     delay = poll.first_delay
     finished: dict[str, PipelineReport] = {}
     empty_seen: set[str] = set()
@@ -215,7 +219,17 @@ def wait_for_downstream(
             raise errors.WaitTimeout(
                 f"Gave up after {timeout:.0f}s waiting for: {'; '.join(waiting)}."
             )
-        logger.info("waiting for downstream", extra={"waiting": waiting, "delay": delay})
+        state = WaitProgress(
+            elapsed=clock() - started,
+            waiting=tuple(waiting),
+            done=len(finished),
+            total=len(downstream),
+            next_look=delay,
+        )
+        if progress is not None:
+            progress(state)
+        else:
+            logger.info(describe(state))
         sleep(delay)
         delay = min(delay * poll.factor, poll.max_delay)
 
