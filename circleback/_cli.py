@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from circleback import errors
+from circleback import _cli_help, errors
 from circleback._version import __version__
 
 if TYPE_CHECKING:
     import httpx
 
     from circleback.client import CircleCIClient
+    from circleback.progress import Reporter
     from circleback.relay.approve import FanIn
 
 log = logging.getLogger("circleback.cli")
@@ -106,7 +107,7 @@ def main_options(
     fmt = (
         log_format
         or os.environ.get("CIRCLEBACK_LOG_FORMAT")
-        or ("json" if os.environ.get("CI") else "console")
+        or ("json" if _cli_help.is_ci() else "console")
     )
     if fmt not in {"console", "json"}:
         raise errors.ConfigurationError(
@@ -121,6 +122,7 @@ def main_options(
         secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
     )
     _configured["logging"] = True
+    _configured["json"] = fmt == "json"
 
 
 def _client() -> CircleCIClient:
@@ -232,8 +234,8 @@ def approve(
     allow_project: Annotated[
         list[str] | None,
         typer.Option(
-            help="Upstream project allowed to be released, e.g. gh/acme/* (repeatable; "
-            "also CIRCLEBACK_ALLOW_PROJECTS)."
+            help="Upstream project allowed to be released, e.g. gh/acme/* (repeatable; or "
+            "CIRCLEBACK_ALLOW_PROJECTS with patterns separated by commas or spaces)."
         ),
     ] = None,
     job_name: Annotated[
@@ -255,7 +257,7 @@ def approve(
     if not pipeline_id or not pipeline_id.strip():
         log.info("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
         if as_json:
-            _print_json({"outcome": "not_triggered"})
+            _print_json(_approve_document("not_triggered"))
         return
     from circleback.relay import Outcome
     from circleback.relay import approve as run_approve
@@ -282,17 +284,36 @@ def approve(
         log.info("already approved; nothing to do", extra={"job": job_name})
     if as_json:
         _print_json(
-            {
-                "outcome": result.outcome.value,
-                "upstream_pipeline_id": result.upstream_pipeline_id,
-                "project_slug": result.project_slug,
-                "workflow_id": result.workflow.id if result.workflow else None,
-                "workflow_name": result.workflow.name if result.workflow else None,
-                "job_id": result.job.id if result.job else None,
-                "job_name": result.job.name if result.job else None,
-                "warnings": list(result.warnings),
-            }
+            _approve_document(
+                result.outcome.value,
+                upstream_pipeline_id=result.upstream_pipeline_id,
+                project_slug=result.project_slug,
+                workflow_id=result.workflow.id if result.workflow else None,
+                workflow_name=result.workflow.name if result.workflow else None,
+                job_id=result.job.id if result.job else None,
+                job_name=result.job.name if result.job else None,
+                warnings=list(result.warnings),
+            )
         )
+
+
+def _approve_document(outcome: str, **fields: Any) -> dict[str, Any]:
+    """``approve --json``: every documented field, null where there is nothing to say."""
+    keys = [
+        *("upstream_pipeline_id", "project_slug", "workflow_id", "workflow_name"),
+        *("job_id", "job_name"),
+    ]
+    return {"outcome": outcome, **dict.fromkeys(keys), "warnings": [], **fields}
+
+
+def _reporter() -> Reporter:
+    """A live line on a terminal; a line per change (and a heartbeat) under CI or in a file."""
+    from circleback.progress import Reporter
+
+    live = sys.stderr.isatty() and not _cli_help.is_ci() and not _configured.get("json")
+    return Reporter(
+        live=live, stream=sys.stderr, say=lambda line: log.info(line), sleep=RUNTIME.sleep
+    )
 
 
 def _fan_in() -> FanIn:
@@ -351,9 +372,18 @@ def status(
         if pipeline_id is not None:
             records = [downstream_from_id(client, pipeline_id)]
         try:
-            report = wait_for_downstream(
-                client, records, timeout=seconds, sleep=RUNTIME.sleep, clock=RUNTIME.clock
-            )
+            reporter = _reporter()
+            try:
+                report = wait_for_downstream(
+                    client,
+                    records,
+                    timeout=seconds,
+                    sleep=reporter.sleep,
+                    clock=RUNTIME.clock,
+                    progress=reporter.update,
+                )
+            finally:
+                reporter.close()
         except errors.WaitTimeout as exc:
             if cancel_downstream_on_timeout:
                 from circleback.relay.status import cancel_downstream
@@ -618,11 +648,12 @@ def _fail(err: errors.CirclebackError) -> NoReturn:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; the one boundary from errors to exit codes."""
-    command = typer.main.get_command(app)
+    command = _cli_help.polish(typer.main.get_command(app))
     _configured["logging"] = False
+    args = _cli_help.hoist_global_options(command, sys.argv[1:] if argv is None else argv)
     try:
         result = command.main(
-            args=list(argv) if argv is not None else None,
+            args=args,
             prog_name="circleback",
             standalone_mode=False,
         )
@@ -635,11 +666,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:  # pragma: no cover - every usage error typer raises has show()
-            typer.echo(f"Error: {exc.format_message()}", err=True)
+        _ensure_logging()
+        ctx = getattr(exc, "ctx", None)
+        where = getattr(ctx, "command_path", "") or "circleback"
+        log.error(
+            _redacted(exc.format_message()),
+            extra={"hint": f"Run '{where} --help' to see what it takes."},
+        )
         return errors.EXIT_USAGE
     except typer.Abort:
         typer.echo("Aborted.", err=True)
@@ -673,7 +706,7 @@ def _ensure_logging() -> None:
 
         _logging.configure(
             verbose=False,
-            json_format=bool(os.environ.get("CI")),
+            json_format=_cli_help.is_ci(),
             secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
         )
 
