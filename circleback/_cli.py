@@ -574,33 +574,47 @@ def doctor(
 
 @app.command()
 def emulator(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback unless --allow-remote).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 0,
     project: Annotated[
         list[str] | None,
-        typer.Option(help="SLUG=CONFIG_PATH: a project and its .circleci/config.yml."),
+        typer.Option(help="SLUG=CONFIG_PATH: a project and its .circleci/config.yml (repeatable)."),
     ] = None,
     token: Annotated[
         list[str] | None,
         typer.Option(help="A token the emulator accepts (repeatable; none: any token)."),
     ] = None,
     page_size: Annotated[int, typer.Option(help="Items per page on list endpoints.")] = 20,
+    start: Annotated[
+        list[str] | None,
+        typer.Option(help="Start a pipeline of this --project once serving (repeatable)."),
+    ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a --host beyond loopback (anyone reaching it can approve jobs).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the local CircleCI API emulator; prints its base URL on the first line."""
-    from circleback.emulator.server import serve
+    """Serve the local CircleCI API emulator; prints its base URL on the first line.
 
-    projects: dict[str, Path] = {}
-    for item in project or []:
-        slug, sep, path = item.partition("=")
-        if not sep or not slug or not path:
-            raise errors.ConfigurationError(
-                f"--project {item!r} is not SLUG=CONFIG_PATH.",
-                hint="Write --project gh/acme/b=path/to/.circleci/config.yml.",
-            )
-        projects[slug] = Path(path)
-    if page_size < 1:
-        raise errors.ConfigurationError("--page-size must be at least 1.")
-    serve(host=host, port=port, projects=projects, tokens=list(token or []), page_size=page_size)
+    Then, on stderr: what to export so circleback uses it, where its pages are, how to
+    finish jobs, and the pipelines --start started.
+    """
+    from circleback.emulator.launch import run as run_emulator
+
+    run_emulator(
+        host=host,
+        port=port,
+        project_items=list(project or []),
+        tokens=list(token or []),
+        page_size=page_size,
+        start=list(start or []),
+        allow_remote=allow_remote,
+    )
 
 
 @app.command()

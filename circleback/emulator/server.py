@@ -23,6 +23,7 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 from circleback.emulator.core import DEFAULT_PAGE_SIZE, Emulator
 from circleback.emulator.faults import FaultSignal
 from circleback.emulator.state import JobRun
+from circleback.emulator.web import with_web_pages
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -87,7 +88,8 @@ class EmulatorServer:
     def __init__(self, emulator: Emulator, host: str, port: int) -> None:
         server_class = _IPv6Server if ":" in host else _ThreadingWSGIServer
         self._server = server_class((host, port), _Handler)
-        self._server.set_app(emulator.app)
+        # The links circleback prints (…/pipelines/<slug>/<n>) resolve on the emulator too.
+        self._server.set_app(with_web_pages(emulator.app, emulator.state_dump))
         self.emulator = emulator
         self._thread: threading.Thread | None = None
         bound_host, bound_port = self._server.server_address[:2]
