@@ -3,7 +3,7 @@
 Today a wrong token, a project the token cannot read, a B that does not declare the
 callback parameter or never calls back, a GitHub App project without a definition id, or
 an allow-list that refuses A is found only when a pipeline fails or hangs. Each check
-here reads the API (GET only: ``/me``, ``/project/{slug}``, ``/project/{slug}/pipeline``,
+here reads the API (GET only: ``/me``, ``/project/{slug}/pipeline``,
 ``/pipeline/{id}/config``, ``/projects/{id}/pipeline-definitions``) and says what it found
 and, when something is wrong, how to fix it.
 
@@ -23,6 +23,7 @@ from typing import Any
 
 from circleback import errors
 from circleback.client import CircleCIClient
+from circleback.models import Pipeline
 from circleback.relay.approve import parse_allow_patterns, project_allowed
 from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER
 from circleback.settings import (
@@ -119,16 +120,17 @@ def diagnose(
         if not _check_me(api, findings):
             return findings
         projects = {str(s): _check_access(api, s, findings) for s in slugs.values()}
-        if up is not None and projects.get(str(up)) is not None:
-            _check_upstream(api, up, job_name, findings)
+        readable_up = projects.get(str(up)) if up is not None else None
+        if readable_up is not None:
+            _check_upstream(api, readable_up, job_name, findings)
         for name in downstream:
             slug = slugs.get(name)
-            if slug is None or projects.get(str(slug)) is None:
+            readable = projects.get(str(slug)) if slug is not None else None
+            if readable is None:
                 continue
             _check_downstream(
                 api,
-                slug,
-                projects[str(slug)] or {},
+                readable,
                 up,
                 callback_parameter,
                 allow_projects,
@@ -220,12 +222,24 @@ def _check_slugs(names: Iterable[str], findings: list[Finding]) -> dict[str, Pro
     return parsed
 
 
+class _Project:
+    """What the access check learned of a project: that it is readable, its newest pipeline."""
+
+    def __init__(self, slug: ProjectSlug, newest: Pipeline | None) -> None:
+        self.slug = slug
+        self.newest = newest
+
+
 def _check_access(
     api: CircleCIClient, slug: ProjectSlug, findings: list[Finding]
-) -> dict[str, Any] | None:
-    """GET /project/{slug}: the token's user can read the project."""
+) -> _Project | None:
+    """GET /project/{slug}/pipeline (first page): readable, and its newest pipeline.
+
+    CircleCI answers 404 "Project not found" both for a wrong slug and for a token that
+    cannot see the project (project API tokens included).
+    """
     try:
-        _status, project = api._request("GET", f"/project/{slug.path}")
+        newest = next(iter(api.list_project_pipelines(str(slug))), None)
     except (errors.NotFound, errors.PermissionDenied) as exc:
         findings.append(
             Finding(
@@ -241,28 +255,27 @@ def _check_access(
     except errors.CirclebackError as exc:
         findings.append(_unknown("access", str(slug), exc))
         return None
-    found = project if isinstance(project, dict) else {}
     findings.append(Finding("access", str(slug), Level.OK, f"{slug}: the token can read it."))
-    return found
+    return _Project(slug, newest)
 
 
 def _latest_config(
-    api: CircleCIClient, slug: ProjectSlug, check: str, findings: list[Finding]
+    api: CircleCIClient, project: _Project, check: str, findings: list[Finding]
 ) -> tuple[str, str] | None:
     """The source and compiled config of the project's newest pipeline, or a finding."""
-    try:
-        newest = next(iter(api.list_project_pipelines(str(slug))), None)
-        if newest is None:
-            findings.append(
-                Finding(
-                    check,
-                    str(slug),
-                    Level.WARN,
-                    f"{slug} has no pipeline yet, so its config cannot be read.",
-                    "Run a pipeline of it once (push a commit), then run doctor again.",
-                )
+    slug, newest = project.slug, project.newest
+    if newest is None:
+        findings.append(
+            Finding(
+                check,
+                str(slug),
+                Level.WARN,
+                f"{slug} has no pipeline yet, so its config cannot be read.",
+                "Run a pipeline of it once (push a commit), then run doctor again.",
             )
-            return None
+        )
+        return None
+    try:
         _status, config = api._request("GET", f"/pipeline/{segment(newest.id)}/config")
     except errors.CirclebackError as exc:
         findings.append(_unknown(check, str(slug), exc, what="its newest pipeline's config"))
@@ -272,9 +285,10 @@ def _latest_config(
 
 
 def _check_upstream(
-    api: CircleCIClient, slug: ProjectSlug, job_name: str, findings: list[Finding]
+    api: CircleCIClient, project: _Project, job_name: str, findings: list[Finding]
 ) -> None:
-    config = _latest_config(api, slug, "hold", findings)
+    slug = project.slug
+    config = _latest_config(api, project, "hold", findings)
     if config is None:
         return
     source, compiled = config
@@ -310,16 +324,16 @@ def _check_upstream(
 
 def _check_downstream(
     api: CircleCIClient,
-    slug: ProjectSlug,
-    project: dict[str, Any],
+    project: _Project,
     upstream: ProjectSlug | None,
     callback_parameter: str,
     allow_projects: Sequence[str],
     findings: list[Finding],
 ) -> None:
+    slug = project.slug
     if slug.is_opaque:
-        _check_definitions(api, slug, project, findings)
-    config = _latest_config(api, slug, "callback-parameter", findings)
+        _check_definitions(api, slug, findings)
+    config = _latest_config(api, project, "callback-parameter", findings)
     if config is None:
         if upstream is not None and allow_projects:
             _check_allowed(slug, upstream, list(allow_projects), "--allow-project", findings)
@@ -463,15 +477,13 @@ def _check_allowed(
         )
 
 
-def _check_definitions(
-    api: CircleCIClient, slug: ProjectSlug, project: dict[str, Any], findings: list[Finding]
-) -> None:
+def _check_definitions(api: CircleCIClient, slug: ProjectSlug, findings: list[Finding]) -> None:
     """GitHub App projects need a definition id to be triggered: list them."""
     fix = (
         "Find the pipeline definition's id in the project's settings (Project Setup) and "
         "pass it to trigger as --definition-id (orb: definition_id)."
     )
-    project_id = str(project.get("id") or slug.project)
+    project_id = slug.project  # circleci/<org-id>/<project-id>
     try:
         _status, data = api._request("GET", f"/projects/{segment(project_id)}/pipeline-definitions")
     except errors.CirclebackError as exc:

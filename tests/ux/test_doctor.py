@@ -86,9 +86,6 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[respx.MockRouter]:
             200, json={"id": "u1", "login": "jane", "name": "Jane Doe", "avatar_url": None}
         )
         for slug, pid, source in ((A, PIPE_A, SOURCE_A), (B, PIPE_B, SOURCE_B)):
-            router.get(f"/project/{slug}").respond(
-                200, json={"slug": slug, "name": slug.rsplit("/", 1)[1], "id": "p-" + pid[:4]}
-            )
             router.get(f"/project/{slug}/pipeline").respond(
                 200, json={"items": [_pipeline(pid, slug)], "next_page_token": None}
             )
@@ -185,7 +182,7 @@ def test_a_bad_host_is_a_finding(
 def test_a_project_the_token_cannot_read(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    api.get(f"/project/{B}").respond(404, json={"message": "Project not found"})
+    api.get(f"/project/{B}/pipeline").respond(404, json={"message": "Project not found"})
     code, out, _ = _doctor(capsys, "--upstream", A, "--downstream", B, "--json")
     assert code == 2
     (access,) = [f for f in _by_check(_findings(out), "access") if f["subject"] == B]
@@ -232,7 +229,6 @@ def test_a_b_that_never_calls_back(
 def test_an_allow_list_that_refuses_a(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    api.get("/project/gh/other/a").respond(200, json={"slug": "gh/other/a", "id": "x"})
     api.get("/project/gh/other/a/pipeline").respond(
         200, json={"items": [], "next_page_token": None}
     )
@@ -271,7 +267,6 @@ def test_a_github_app_project_lists_its_definition_ids(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project_id = APP_B.rsplit("/", 1)[1]
-    api.get(f"/project/{APP_B}").respond(200, json={"slug": APP_B, "id": project_id})
     api.get(f"/project/{APP_B}/pipeline").respond(
         200, json={"items": [_pipeline(PIPE_B, APP_B)], "next_page_token": None}
     )
@@ -289,7 +284,7 @@ def test_a_github_app_project_lists_its_definition_ids(
 def test_an_api_that_keeps_failing_cannot_tell(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    api.get(f"/project/{B}").respond(503, text="busy")
+    api.get(f"/project/{B}/pipeline").respond(503, text="busy")
     code, out, _ = _doctor(capsys, "--downstream", B, "--json")
     assert code == 3
     (access,) = _by_check(_findings(out), "access")
