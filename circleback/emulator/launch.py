@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from circleback import errors
-from circleback.emulator.core import DEFAULT_PAGE_SIZE, Emulator
+from circleback.emulator import Emulator
+from circleback.emulator.core import DEFAULT_PAGE_SIZE
 from circleback.emulator.server import EmulatorServer, make_server
 from circleback.settings import is_loopback
 from circleback.validation import parse_project_slug
