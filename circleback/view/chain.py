@@ -3,7 +3,9 @@
 Built from the tree ``circleback.relay.trace.trace`` returns (which follows the
 ``circleback/downstream.json`` records, the same ones A's check acted on), adding for each
 pipeline its workflows' durations and jobs: ``GET /pipeline/{id}/workflow`` and
-``GET /workflow/{id}/job`` per pipeline, ``GET /pipeline/{id}`` for an errored one.
+``GET /workflow/{id}/job`` per pipeline, ``GET /pipeline/{id}`` for an errored one, and
+``GET /user/{id}`` once per user who released a hold (their login; the id alone if that
+fails, since a name is a nicety, not worth failing the view for).
 Jobs are ordered failed first, then holds, then the rest in CircleCI's order.
 """
 
@@ -13,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from circleback import errors
 from circleback.client import CircleCIClient
 from circleback.models import Job, JobStatus, JobType, PipelineState, Workflow
 from circleback.relay.records import app_url, job_url, workflow_url
 from circleback.relay.trace import TraceNode
+from circleback.validation import segment
 
 #: Job statuses shown as failures (first in each workflow).
 FAILED_JOB_STATUSES = frozenset(
@@ -44,6 +48,8 @@ class JobView:
     """Seconds from start to stop (so far, if still running); None before it starts."""
     approved_by: str | None = None
     """For a released approval job: the id of the user whose token released it."""
+    approver: str | None = None
+    """That user's login (``GET /user/{id}``), when CircleCI told it."""
     released_at: datetime | None = None
     """For a released approval job: when."""
 
@@ -131,6 +137,17 @@ def build_chain(
     """
     app = app_url(client.base_url)
     moment = now()
+    logins: dict[str, str | None] = {}
+
+    def login(user_id: str) -> str | None:
+        if user_id not in logins:
+            try:
+                _status, data = client._request("GET", f"/user/{segment(user_id)}")
+            except errors.CirclebackError:
+                data = None
+            name = data.get("login") if isinstance(data, dict) else None
+            logins[user_id] = str(name) if name else None
+        return logins[user_id]
 
     def view(node: TraceNode) -> PipelineView:
         children = tuple(view(child) for child in node.children)
@@ -150,7 +167,7 @@ def build_chain(
             pipeline = client.get_pipeline(node.pipeline_id)
             errors = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
         workflows = sorted(client.list_pipeline_workflows(node.pipeline_id), key=_created)
-        shown = tuple(_workflow(client, app, node, w, moment) for w in workflows)
+        shown = tuple(_workflow(client, app, node, w, moment, login) for w in workflows)
         return PipelineView(
             project_slug=base.project_slug,
             pipeline_id=base.pipeline_id,
@@ -171,9 +188,14 @@ def _created(workflow: Workflow) -> datetime:
 
 
 def _workflow(
-    client: CircleCIClient, app: str, node: TraceNode, wf: Workflow, now: datetime
+    client: CircleCIClient,
+    app: str,
+    node: TraceNode,
+    wf: Workflow,
+    now: datetime,
+    login: Callable[[str], str | None],
 ) -> WorkflowView:
-    jobs = [_job(app, node, wf, j, now) for j in client.list_workflow_jobs(wf.id)]
+    jobs = [_job(app, node, wf, j, now, login) for j in client.list_workflow_jobs(wf.id)]
     ordered = sorted(jobs, key=lambda j: 0 if j.failed else 1 if j.is_hold else 2)
     return WorkflowView(
         name=wf.name,
@@ -185,8 +207,16 @@ def _workflow(
     )
 
 
-def _job(app: str, node: TraceNode, wf: Workflow, job: Job, now: datetime) -> JobView:
+def _job(
+    app: str,
+    node: TraceNode,
+    wf: Workflow,
+    job: Job,
+    now: datetime,
+    login: Callable[[str], str | None],
+) -> JobView:
     released = job.status == JobStatus.SUCCESS and job.type == JobType.APPROVAL
+    approver = login(job.approved_by) if released and job.approved_by else None
     return JobView(
         name=job.name,
         type=_text(job.type),
@@ -196,6 +226,7 @@ def _job(app: str, node: TraceNode, wf: Workflow, job: Job, now: datetime) -> Jo
             None if job.started_at is None else _seconds(job.started_at, job.stopped_at, now)
         ),
         approved_by=job.approved_by if released else None,
+        approver=approver,
         released_at=job.stopped_at if released else None,
     )
 

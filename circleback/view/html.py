@@ -187,8 +187,8 @@ def _job(j: JobView) -> str:
         held = f", held {_clock(j.duration_seconds)}" if j.duration_seconds is not None else ""
         detail = (
             f'<span class="who" data-approved-by="{escape(j.approved_by)}" '
-            f'title="user id {escape(j.approved_by)}">released at {escape(when)} by user '
-            f"{escape(j.approved_by[:8])}{escape(held)}</span>"
+            f'title="user id {escape(j.approved_by)}">released at {escape(when)} by '
+            f"{escape(j.approver or 'user ' + j.approved_by[:8])}{escape(held)}</span>"
         )
     elif j.is_hold and j.status == "on_hold":
         detail = '<span class="who">waiting to be released</span>'

@@ -221,3 +221,62 @@ def test_trace_refuses_an_unknown_format(world: World) -> None:
     result = world.cli("trace", "5034460f-c7c4-4c43-9457-de07e2029e7b", "--format", "svg")
     assert result.code == 2
     assert "text, mermaid or html" in result.err
+
+
+def test_the_hold_names_the_login_of_who_released_it_asking_once() -> None:
+    import respx
+
+    from circleback.client import CircleCIClient
+    from circleback.relay.trace import TraceNode
+    from circleback.view.chain import build_chain
+
+    pid, wid, user = (
+        "5034460f-c7c4-4c43-9457-de07e2029e7b",
+        "b3e4bb2f-4a6b-4f8e-9d5c-3f2a1c0d9e8f",
+        "37e86260-2c52-5056-9f33-0e7d921ffbe8",
+    )
+    hold = {
+        "id": "0c7d9c3e-7a4a-4e0e-8f44-5c1f2d6b1a90",
+        "name": "wait-for-triggered-pipeline",
+        "type": "approval",
+        "status": "success",
+        "started_at": "2026-11-22T10:00:00Z",
+        "stopped_at": "2026-11-22T10:02:13Z",
+        "dependencies": [],
+        "approved_by": user,
+    }
+    second = {**hold, "id": "1c7d9c3e-7a4a-4e0e-8f44-5c1f2d6b1a90", "name": "second-hold"}
+    workflow = {
+        "id": wid,
+        "name": "main",
+        "status": "success",
+        "created_at": "2026-11-22T10:00:00Z",
+        "stopped_at": "2026-11-22T10:05:00Z",
+        "pipeline_id": pid,
+        "pipeline_number": 7,
+        "project_slug": "gh/acme/a",
+    }
+    with respx.mock(base_url="https://circleci.com/api/v2") as api:
+        api.get(f"/pipeline/{pid}/workflow").respond(
+            200, json={"items": [workflow], "next_page_token": None}
+        )
+        api.get(f"/workflow/{wid}/job").respond(
+            200, json={"items": [hold, second], "next_page_token": None}
+        )
+        who = api.get(f"/user/{user}").respond(
+            200, json={"id": user, "login": "jane", "name": "Jane Doe", "avatar_url": None}
+        )
+        node = TraceNode("gh/acme/a", pid, 7, "created", "https://app.circleci.com/x")
+        with CircleCIClient(token="CCIPAT_view-t0ken") as client:
+            view = build_chain(client, node)
+    assert who.call_count == 1
+    held = view.workflows[0].holds
+    assert [h.approver for h in held] == ["jane", "jane"]
+    text = render_html(view)
+    assert "released at 10:02:13 UTC by jane, held 2m 13s" in text
+
+
+def test_without_a_login_the_hold_names_the_user_id(chain_page: tuple[Path, object]) -> None:
+    page, _ = chain_page
+    (released,) = _elements(page.read_text()).having("data-approved-by")
+    assert f"by user {released['data-approved-by'][:8]}" in page.read_text()
