@@ -538,8 +538,7 @@ def doctor(
 ) -> None:
     """Check a setup before it fails: host, token, access, B's parameter and callback.
 
-    Reads only (nothing is created, triggered or approved). Exits 0 when nothing is
-    wrong, 2 when something must be fixed, 3 when the API could not tell.
+    Reads only: nothing is created, triggered or approved. Each finding says how to fix it.
     """
     from circleback.client import CircleCIClient
     from circleback.doctor import diagnose, exit_code, render
