@@ -50,13 +50,13 @@ def clock_text(seconds: float) -> str:
 def describe(
     progress: WaitProgress, *, elapsed: float | None = None, next_look: float | None = None
 ) -> str:
-    """One line: ``waited 1m05s for 2 of 3 pipelines: …; next look in 8s``."""
+    """One line, what changes first: ``waited 1m05s for 2 of 3 pipelines (next look in 8s): …``."""
     pending = progress.total - progress.done
     what = "; ".join(progress.waiting)
     waited = clock_text(progress.elapsed if elapsed is None else elapsed)
     nxt = clock_text(progress.next_look if next_look is None else next_look)
     count = f"{pending} of {progress.total} pipelines" if progress.total > 1 else "1 pipeline"
-    return f"waited {waited} for {count}: {what}; next look in {nxt}"
+    return f"waited {waited} for {count} (next look in {nxt}): {what}"
 
 
 class Reporter:

@@ -181,8 +181,8 @@ def test_progress_lines_are_words_not_python(world: World) -> None:
     assert result.code == 1
     waiting = [line for line in result.err.splitlines() if "waited" in line]
     assert waiting == [
-        "circleback: waited 0s for 1 pipeline: gh/acme/b #1: test is running, lint is "
-        "running; next look in 5s"
+        "circleback: waited 0s for 1 pipeline (next look in 5s): gh/acme/b #1: test is "
+        "running, lint is running"
     ]
     assert not re.search(r"\[\'|\d\.\d|delay=", waiting[0])
 
@@ -194,3 +194,20 @@ def test_a_failed_status_says_the_failure_once(world: World) -> None:
     assert result.err.count("gh/acme/b #1.") == 1
     assert "downstream failed" not in result.err
     assert result.err.count("build-and-test-3.11 failed") == 1
+
+
+def test_status_on_a_terminal_redraws_one_line_then_clears_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    b = _b_fails_while_status_waits(world)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    result = world.cli("status", "--pipeline-id", b)
+    assert result.code == 1
+    frames = result.err.split("\r\033[K")
+    live = [f for f in frames if f.startswith("circleback: waited")]
+    assert len(live) > 5  # redrawn each second of the waits
+    assert "next look in 1s" in result.err
+    assert frames[-1].startswith("FAILED gh/acme/b pipeline #1")  # cleared before the summary
+    assert world.time.sleeps[:3] == [1.0, 1.0, 1.0]

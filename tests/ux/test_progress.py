@@ -33,8 +33,8 @@ def test_on_a_terminal_one_line_is_redrawn_each_second() -> None:
     frames = stream.getvalue().split("\r\033[K")[1:]
     assert sleeps.slept == [1.0, 1.0, 1.0]
     assert frames[0] == (
-        "circleback: waited 1m02s for 1 of 2 pipelines: gh/acme/b #3: test is running; "
-        "next look in 3s"
+        "circleback: waited 1m02s for 1 of 2 pipelines (next look in 3s): gh/acme/b #3: "
+        "test is running"
     )
     assert [re.search(r"waited (\S+)", f).group(1) for f in frames[:4]] == [  # type: ignore[union-attr]
         "1m02s",
