@@ -9,8 +9,9 @@ and, when something is wrong, how to fix it.
 
 What it cannot see: environment variables and contexts of A's and B's jobs (the token
 *they* use, a ``CIRCLEBACK_ALLOW_PROJECTS`` set there), configs on other branches than
-the newest pipeline's, and whether B's callback job will actually run (its ``requires``
-and filters). Those are reported as "cannot tell" where they matter, never as fine.
+the newest pipeline's, and whether B's callback job will actually run beyond what its
+``requires`` say (filters, a whole workflow canceled). Those are reported as "cannot
+tell" where they matter, never as fine.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Finding:
 
     check: str
     """What was checked: ``host``, ``token``, ``access``, ``callback-parameter``,
-    ``callback``, ``hold``, ``trigger``, ``allow-list`` or ``definition-id``."""
+    ``callback``, ``callback-runs``, ``hold``, ``trigger``, ``allow-list`` or
+    ``definition-id``."""
     subject: str
     """What it was checked on: a variable name or a project slug."""
     level: Level
@@ -376,6 +378,7 @@ def _check_downstream(
                 f"{slug} calls back with << pipeline.parameters.{callback_parameter} >>.",
             )
         )
+        _check_callback_runs(slug, source, findings)
     if upstream is not None:
         patterns = [*allow_projects, *_allow_patterns(source)]
         where = "--allow-project and B's config" if allow_projects else "B's config"
@@ -393,6 +396,83 @@ def _check_downstream(
                     "Pass the patterns B uses as --allow-project to check them.",
                 )
             )
+
+
+def _check_callback_runs(slug: ProjectSlug, source: str, findings: list[Finding]) -> None:
+    """The orb's approve job must run whatever B's other jobs end as: ``requires: terminal``."""
+    for workflow, requires in _callback_requires(source):
+        plain = [r for r in requires if isinstance(r, str)]
+        if not requires:
+            findings.append(
+                Finding(
+                    "callback-runs",
+                    str(slug),
+                    Level.WARN,
+                    f"{slug}'s circleback/approve in workflow {workflow!r} requires nothing: it "
+                    "releases A as soon as B starts, so A's check polls, billed, while B runs.",
+                    "Make it require B's other jobs as terminal: requires: [{build-and-test: "
+                    "terminal}].",
+                )
+            )
+        elif plain:
+            findings.append(
+                Finding(
+                    "callback-runs",
+                    str(slug),
+                    Level.FAIL,
+                    f"{slug}'s circleback/approve in workflow {workflow!r} runs only if "
+                    f"{', '.join(map(str, plain))} succeed: when one fails, A waits on its hold "
+                    "until it times out.",
+                    "Require them as terminal instead: requires: [{"
+                    + ", ".join(f"{r}: terminal" for r in plain)
+                    + "}].",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "callback-runs",
+                    str(slug),
+                    Level.OK,
+                    f"{slug}'s circleback/approve in workflow {workflow!r} runs however B's "
+                    "other jobs end.",
+                )
+            )
+
+
+def _callback_requires(source: str) -> list[tuple[str, list[Any]]]:
+    """Each ``circleback/approve`` job entry in a config: its workflow and ``requires``."""
+    data = _yaml(source)
+    found: list[tuple[str, list[Any]]] = []
+    workflows = data.get("workflows") if isinstance(data, dict) else None
+    for name, workflow in (workflows or {}).items():
+        jobs = workflow.get("jobs") if isinstance(workflow, dict) else None
+        for entry in jobs or []:
+            if not isinstance(entry, dict) or "circleback/approve" not in entry:
+                continue
+            body = entry["circleback/approve"]
+            requires = body.get("requires") if isinstance(body, dict) else None
+            found.append((str(name), _requirements(requires)))
+    return found
+
+
+def _requirements(requires: Any) -> list[Any]:
+    """``requires`` as a list of names (success only) and ``{name: statuses}`` that are fine.
+
+    A ``{name: status}`` item that includes ``terminal`` (or ``failed`` and ``canceled``) is
+    dropped from the plain names: it runs whatever that job ends as.
+    """
+    items = requires if isinstance(requires, list) else [requires] if requires else []
+    result: list[Any] = []
+    for item in items:
+        if isinstance(item, dict):
+            for job, statuses in item.items():
+                wanted = statuses if isinstance(statuses, list) else [statuses]
+                ok = "terminal" in wanted or {"failed", "canceled"} <= set(wanted)
+                result.append({job: statuses} if ok else str(job))
+        else:
+            result.append(str(item))
+    return result
 
 
 def _check_parameter(slug: ProjectSlug, source: str, name: str, findings: list[Finding]) -> None:

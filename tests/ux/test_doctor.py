@@ -123,6 +123,7 @@ def test_a_good_setup_passes_every_check_and_only_reads(
         "hold",
         "callback-parameter",
         "callback",
+        "callback-runs",
         "allow-list",
     }
     assert all(f["level"] == "ok" for f in findings), findings
@@ -331,3 +332,26 @@ def test_doctor_never_follows_a_redirect_with_the_token(
     assert token["level"] == "unknown"
     assert code == 3
     assert all(c.request.url.host == "circleci.com" for c in api.calls)
+
+
+@pytest.mark.parametrize(
+    ("requires", "level"),
+    [
+        ("[{build-and-test: terminal}]", "ok"),
+        ("[{build-and-test: [failed, canceled, success]}]", "ok"),
+        ("[build-and-test]", "fail"),
+        ("[{build-and-test: success}]", "fail"),
+        ("[]", "warn"),
+    ],
+)
+def test_the_callback_must_run_however_b_ends(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str], requires: str, level: str
+) -> None:
+    source = SOURCE_B.replace("[{build-and-test: terminal}]", requires)
+    api.get(f"/pipeline/{PIPE_B}/config").respond(200, json={"source": source})
+    code, out, _ = _doctor(capsys, "--downstream", B, "--json")
+    (runs,) = _by_check(_findings(out), "callback-runs")
+    assert runs["level"] == level
+    assert code == (2 if level == "fail" else 0)
+    if level == "fail":
+        assert "build-and-test: terminal" in runs["fix"]
