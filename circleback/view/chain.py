@@ -105,9 +105,11 @@ class PipelineView:
 
     @property
     def status(self) -> str:
-        """One word for the pipeline: ``errored``, the worst workflow status, or its state."""
-        if self.errors or self.state == PipelineState.ERRORED.value:
+        """``errored``, ``unknown`` (unreadable), the worst workflow status, or its state."""
+        if self.state == PipelineState.ERRORED.value:
             return "errored"
+        if self.errors:
+            return "unknown"  # it could not be read
         statuses = [w.status for w in self.workflows]
         for worst in ("failed", "error", "canceled", "unauthorized", "failing", "on_hold"):
             if worst in statuses:
@@ -132,8 +134,9 @@ def build_chain(
 ) -> PipelineView:
     """Add workflows, durations and jobs to every pipeline of a traced tree.
 
-    A node that only points back at a pipeline shown already (a cycle) is not read again.
-    Raises the client's errors (``circleback.errors``) as they come.
+    A node that only points back at a pipeline shown already (a cycle) is not read again;
+    one the token may not read is shown with that reason. Other errors of the client
+    (``circleback.errors``: network, 5xx after retries) are raised.
     """
     app = app_url(client.base_url)
     moment = now()
@@ -162,12 +165,17 @@ def build_chain(
         )
         if node.note.startswith("already"):
             return base
-        errors: tuple[str, ...] = ()
-        if node.state == PipelineState.ERRORED.value:
-            pipeline = client.get_pipeline(node.pipeline_id)
-            errors = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
-        workflows = sorted(client.list_pipeline_workflows(node.pipeline_id), key=_created)
-        shown = tuple(_workflow(client, app, node, w, moment, login) for w in workflows)
+        reasons: tuple[str, ...] = ()
+        try:
+            if node.state == PipelineState.ERRORED.value:
+                pipeline = client.get_pipeline(node.pipeline_id)
+                reasons = tuple(f"{e.type}: {e.message}" for e in pipeline.errors)
+                reasons = reasons or ("errored",)
+            workflows = sorted(client.list_pipeline_workflows(node.pipeline_id), key=_created)
+            shown = tuple(_workflow(client, app, node, w, moment, login) for w in workflows)
+        except (errors.NotFound, errors.PermissionDenied) as exc:
+            # One pipeline the token cannot read must not hide the rest of the chain.
+            reasons, shown = (f"cannot read it with this token: {exc.message}",), ()
         return PipelineView(
             project_slug=base.project_slug,
             pipeline_id=base.pipeline_id,
@@ -176,7 +184,7 @@ def build_chain(
             url=base.url,
             workflows=shown,
             children=children,
-            errors=errors,
+            errors=reasons,
             note=base.note,
         )
 

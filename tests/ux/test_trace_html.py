@@ -280,3 +280,39 @@ def test_without_a_login_the_hold_names_the_user_id(chain_page: tuple[Path, obje
     page, _ = chain_page
     (released,) = _elements(page.read_text()).having("data-approved-by")
     assert f"by user {released['data-approved-by'][:8]}" in page.read_text()
+
+
+def test_a_pipeline_the_token_cannot_read_does_not_hide_the_rest() -> None:
+    import respx
+
+    from circleback.client import CircleCIClient
+    from circleback.relay.trace import TraceNode
+    from circleback.view.chain import build_chain
+
+    a, b, c = (
+        "11111111-1111-4111-8111-111111111111",
+        "22222222-2222-4222-8222-222222222222",
+        "33333333-3333-4333-8333-333333333333",
+    )
+    with respx.mock(base_url="https://circleci.com/api/v2") as api:
+        api.get(f"/pipeline/{a}/workflow").respond(200, json={"items": [], "next_page_token": None})
+        api.get(f"/pipeline/{b}/workflow").respond(404, json={"message": "Pipeline not found"})
+        api.get(f"/pipeline/{c}/workflow").respond(200, json={"items": [], "next_page_token": None})
+        tree = TraceNode(
+            "gh/acme/a",
+            a,
+            1,
+            "created",
+            "https://app.circleci.com/a",
+            children=(
+                TraceNode("gh/acme/b", b, 2, "created", "https://app.circleci.com/b"),
+                TraceNode("gh/acme/c", c, 3, "created", "https://app.circleci.com/c"),
+            ),
+        )
+        with CircleCIClient(token="CCIPAT_view-t0ken") as client:
+            view = build_chain(client, tree)
+    unreadable, readable = view.children
+    assert unreadable.status == "unknown"
+    assert "cannot read it with this token" in unreadable.errors[0]
+    assert readable.errors == ()
+    assert unreadable.errors[0] in render_html(view), unreadable.errors
