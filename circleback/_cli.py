@@ -679,6 +679,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # 'circleback' alone: the help
+            typer.echo(exc.format_message())
+            return errors.EXIT_USAGE
         _ensure_logging()
         ctx = getattr(exc, "ctx", None)
         where = getattr(ctx, "command_path", "") or "circleback"

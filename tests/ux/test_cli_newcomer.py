@@ -211,3 +211,19 @@ def test_status_on_a_terminal_redraws_one_line_then_clears_it(
     assert "next look in 1s" in result.err
     assert frames[-1].startswith("FAILED gh/acme/b pipeline #1")  # cleared before the summary
     assert world.time.sleeps[:3] == [1.0, 1.0, 1.0]
+
+
+def test_a_group_alone_prints_its_help_not_an_error(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert _cli.run([]) == 2
+    bare = capsys.readouterr()
+    assert bare.out.startswith("Usage: circleback [OPTIONS] COMMAND")
+    assert bare.err == ""
+    orb = world.cli("orb")
+    assert orb.code == 2
+    assert orb.out.startswith("Usage: circleback orb")
+    assert "error" not in orb.err
+    missing = world.cli()  # only a global option: a usage error like any other
+    assert missing.err.startswith("circleback: error: Missing command.")
