@@ -28,9 +28,12 @@ header h1 { font-size: 20px; margin: 0 0 4px; }
 header p { margin: 0 0 20px; color: var(--soft); }
 a { color: inherit; }
 ul.tree, ul.kids { list-style: none; margin: 0; padding: 0; }
-ul.kids { margin-left: 28px; padding-left: 28px; border-left: 2px solid var(--line); }
-ul.kids > li { position: relative; padding-top: 14px; }
-ul.kids > li::before { content: ""; position: absolute; left: -28px; top: 32px; width: 26px;
+ul.kids { margin-left: 28px; }
+ul.kids > li { position: relative; padding: 14px 0 0 30px; }
+ul.kids > li::before { content: ""; position: absolute; left: 0; top: 0; bottom: 0;
+  border-left: 2px solid var(--line); }
+ul.kids > li:last-child::before { bottom: auto; height: 34px; }
+ul.kids > li::after { content: ""; position: absolute; left: 0; top: 32px; width: 26px;
   border-top: 2px solid var(--line); }
 .card { background: var(--card); border: 1px solid var(--line); border-left: 5px solid var(--off);
   border-radius: 8px; padding: 10px 14px; max-width: 760px; box-shadow: 0 1px 2px #0000000f; }
