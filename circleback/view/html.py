@@ -83,11 +83,7 @@ def render_html(
     pipelines = root.walk()
     failed = [p for p in pipelines if p.status in _BAD]
     title = f"{root.project_slug} #{root.number}: the chain"
-    verdict = (
-        f"{len(failed)} of {len(pipelines)} pipelines did not succeed"
-        if failed
-        else f"{len(pipelines)} pipeline{'s' if len(pipelines) != 1 else ''}"
-    )
+    verdict = _verdict(pipelines)
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -112,6 +108,18 @@ def render_html(
             "",
         ]
     )
+
+
+def _verdict(pipelines: list[PipelineView]) -> str:
+    """``5 pipelines: 2 succeeded, 1 failed, 2 still going``."""
+    succeeded = sum(1 for p in pipelines if p.status == "success")
+    failed = sum(1 for p in pipelines if p.status in _BAD)
+    going = len(pipelines) - succeeded - failed
+    parts = [f"{n} {word}" for n, word in ((succeeded, "succeeded"), (failed, "failed")) if n]
+    if going:
+        parts.append(f"{going} still going or unknown")
+    noun = "pipeline" if len(pipelines) == 1 else "pipelines"
+    return f"{len(pipelines)} {noun}: {', '.join(parts)}"
 
 
 _BAD = frozenset({"failed", "error", "errored", "canceled", "unauthorized", "failing"})

@@ -316,3 +316,14 @@ def test_a_pipeline_the_token_cannot_read_does_not_hide_the_rest() -> None:
     assert "cannot read it with this token" in unreadable.errors[0]
     assert readable.errors == ()
     assert unreadable.errors[0] in render_html(view), unreadable.errors
+
+
+def test_the_summary_counts_what_succeeded_failed_and_is_still_going() -> None:
+    def node(status: str, *kids: PipelineView) -> PipelineView:
+        wf = WorkflowView("w", "w", status, "https://x", 1.0)
+        return PipelineView("gh/acme/x", status, 1, "created", "https://x", (wf,), kids)
+
+    text = render_html(node("running", node("success"), node("failed"), node("success")))
+    assert "4 pipelines: 2 succeeded, 1 failed, 1 still going or unknown" in text
+    assert 'data-failed="1"' in text
+    assert "1 pipeline: 1 succeeded" in render_html(node("success"))
