@@ -184,3 +184,34 @@ def test_pages_for_what_is_not_there_are_404_with_a_way_back() -> None:
     status, body = page("/", dump)
     assert status == "200 OK"
     assert "No pipelines yet." in body
+
+
+def test_pages_for_a_pipeline_its_workflow_and_job_in_process() -> None:
+    from circleback.emulator import Emulator
+    from circleback.emulator.launch import banner, start_pipelines
+    from circleback.emulator.web import with_web_pages
+
+    emu = Emulator(projects={"gh/acme/a": A_CONFIG}, tokens=("t0ken-for-pages",))
+    (line,) = start_pipelines(emu, "http://127.0.0.1:1", ["gh/acme/a"], {})
+    assert line.endswith("http://127.0.0.1:1/pipelines/gh/acme/a/1")
+    app = with_web_pages(emu.app, emu.state_dump)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://127.0.0.1") as web:
+        pipeline = web.get("/pipelines/gh/acme/a/1")
+        assert pipeline.status_code == 200
+        assert "default-src 'none'" in pipeline.headers["content-security-policy"]
+        (workflow,) = emu.state_dump()["workflows"]
+        wf = web.get(f"/pipelines/gh/acme/a/1/workflows/{workflow['id']}")
+        assert "build" in wf.text
+        assert (
+            web.get(f"/pipelines/gh/acme/a/1/workflows/{workflow['id']}/jobs/1").status_code == 200
+        )
+        assert (
+            web.get(f"/pipelines/gh/acme/a/1/workflows/{workflow['id']}/jobs/99").status_code == 404
+        )
+        assert web.get("/pipelines/gh/acme/a/1/workflows/nope").status_code == 404
+        assert web.post("/pipelines/gh/acme/a/1").status_code == 404  # only GET is a page
+        wrong = web.get("/api/v2/pipeline/x", headers={"Circle-Token": "wrong"})
+        assert wrong.status_code == 401  # the API underneath answers as before
+    lines = banner("http://127.0.0.1:1", projects=[], tokens=[])
+    assert any("any token is accepted" in x for x in lines)
+    assert any("POST /_emulator/projects" in x for x in lines)
