@@ -1,32 +1,15 @@
-"""``circleback doctor``: check a setup before it fails, without creating anything.
-
-Today a wrong token, a project the token cannot read, a B that does not declare the
-callback parameter or never calls back, a GitHub App project without a definition id, or
-an allow-list that refuses A is found only when a pipeline fails or hangs. Each check
-here reads the API (GET only: ``/me``, ``/project/{slug}/pipeline``,
-``/pipeline/{id}/config``, ``/projects/{id}/pipeline-definitions``) and says what it found
-and, when something is wrong, how to fix it.
-
-What it cannot see: environment variables and contexts of A's and B's jobs (the token
-*they* use, a ``CIRCLEBACK_ALLOW_PROJECTS`` set there), configs on other branches than
-the newest pipeline's, and whether B's callback job will actually run beyond what its
-``requires`` say (filters, a whole workflow canceled). Those are reported as "cannot
-tell" where they matter, never as fine.
-"""
+"""The checks doctor runs, each appending findings; all requests are GETs."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from circleback import errors
 from circleback.client import CircleCIClient
+from circleback.doctor import configs
+from circleback.doctor.findings import Finding, Level, unknown
 from circleback.models import Pipeline
 from circleback.relay.approve import parse_allow_patterns, project_allowed
-from circleback.relay.records import DEFAULT_CALLBACK_PARAMETER
 from circleback.settings import (
     DEFAULT_HOST,
     HOST_VARIABLE,
@@ -37,124 +20,16 @@ from circleback.settings import (
 )
 from circleback.validation import ProjectSlug, parse_project_slug, segment
 
-DEFAULT_JOB_NAME = "wait-for-triggered-pipeline"
 TOKENS_PAGE = "https://app.circleci.com/settings/user/tokens"
 #: Ways a config calls back: the orb's job or command, or the CLI itself.
-_CALLBACK_MARKERS = ("circleback/approve", "approve_upstream", "circleback approve")
-_TRIGGER_MARKERS = ("circleback/trigger", "trigger_pipeline", "circleback trigger")
-_ALLOW = re.compile(
-    r"""(?:allow_project\s*:|--allow-project[\s=]+|CIRCLEBACK_ALLOW_PROJECTS\s*[:=])\s*"""
-    r"""["']?([^"'\n#]+)"""
-)
-
-
-class Level(str, Enum):
-    """How a finding stands."""
-
-    OK = "ok"
-    WARN = "warn"
-    """Works, but worth knowing (or a step a person must take)."""
-    FAIL = "fail"
-    """Will fail: a configuration to fix (exit 2)."""
-    UNKNOWN = "unknown"
-    """Could not tell: the API or network did not answer (exit 3 when nothing failed)."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing doctor checked."""
-
-    check: str
-    """What was checked: ``host``, ``token``, ``access``, ``callback-parameter``,
-    ``callback``, ``callback-runs``, ``hold``, ``trigger``, ``allow-list`` or
-    ``definition-id``."""
-    subject: str
-    """What it was checked on: a variable name or a project slug."""
-    level: Level
-    message: str
-    """What was found, in one sentence."""
-    fix: str | None = None
-    """What to do about it; None when nothing needs doing."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The finding as a JSON object (``doctor --json``)."""
-        return {
-            "check": self.check,
-            "subject": self.subject,
-            "level": self.level.value,
-            "message": self.message,
-            "fix": self.fix,
-        }
-
-
-def exit_code(findings: Sequence[Finding]) -> int:
-    """2 when anything fails, else 3 when anything could not be told, else 0."""
-    levels = {f.level for f in findings}
-    if Level.FAIL in levels:
-        return errors.EXIT_USAGE
-    if Level.UNKNOWN in levels:
-        return errors.EXIT_API
-    return errors.EXIT_OK
-
-
-def diagnose(
-    settings: Settings,
-    *,
-    client: Callable[[], CircleCIClient],
-    upstream: str | None = None,
-    downstream: Sequence[str] = (),
-    callback_parameter: str = DEFAULT_CALLBACK_PARAMETER,
-    job_name: str = DEFAULT_JOB_NAME,
-    allow_projects: Sequence[str] = (),
-) -> list[Finding]:
-    """Run every check that applies; ``client`` is called once, after the host and token pass.
-
-    Slugs that are not slugs are findings too, not exceptions. Nothing is created.
-    """
-    findings: list[Finding] = []
-    host_ok = _check_host(settings, findings)
-    token_ok = _check_token_present(settings, findings)
-    slugs = _check_slugs([s for s in [upstream, *downstream] if s], findings)
-    if not (host_ok and token_ok):
-        return findings
-    up = slugs.get(upstream) if upstream else None
-    with client() as api:
-        if not _check_me(api, findings):
-            return findings
-        projects = {str(s): _check_access(api, s, findings) for s in slugs.values()}
-        readable_up = projects.get(str(up)) if up is not None else None
-        if readable_up is not None:
-            _check_upstream(api, readable_up, job_name, findings)
-        for name in downstream:
-            slug = slugs.get(name)
-            readable = projects.get(str(slug)) if slug is not None else None
-            if readable is None:
-                continue
-            _check_downstream(
-                api,
-                readable,
-                up,
-                callback_parameter,
-                allow_projects,
-                findings,
-            )
-    if not downstream:
-        findings.append(
-            Finding(
-                "callback",
-                "downstream",
-                Level.WARN,
-                "No downstream project given: B's parameter and callback were not checked.",
-                "Pass --downstream gh/org/b (repeatable) to check each project A triggers.",
-            )
-        )
-    return findings
+CALLBACK_MARKERS = ("circleback/approve", "approve_upstream", "circleback approve")
+TRIGGER_MARKERS = ("circleback/trigger", "trigger_pipeline", "circleback trigger")
 
 
 # -- host and token ----------------------------------------------------------------------
 
 
-def _check_host(settings: Settings, findings: list[Finding]) -> bool:
+def check_host(settings: Settings, findings: list[Finding]) -> bool:
     try:
         base = api_base_url(settings.host)
     except errors.ConfigurationError as exc:
@@ -171,7 +46,7 @@ def _check_host(settings: Settings, findings: list[Finding]) -> bool:
     return True
 
 
-def _check_token_present(settings: Settings, findings: list[Finding]) -> bool:
+def check_token_present(settings: Settings, findings: list[Finding]) -> bool:
     try:
         settings.require_token()
     except errors.ConfigurationError as exc:
@@ -180,7 +55,7 @@ def _check_token_present(settings: Settings, findings: list[Finding]) -> bool:
     return True
 
 
-def _check_me(api: CircleCIClient, findings: list[Finding]) -> bool:
+def check_me(api: CircleCIClient, findings: list[Finding]) -> bool:
     """GET /me: the token is valid, and whose it is."""
     fix = (
         f"Create a personal API token at {TOKENS_PAGE} and set {TOKEN_VARIABLES[0]} to it; "
@@ -194,7 +69,7 @@ def _check_me(api: CircleCIClient, findings: list[Finding]) -> bool:
         )
         return False
     except errors.CirclebackError as exc:
-        findings.append(_unknown("token", "token", exc))
+        findings.append(unknown("token", "token", exc))
         return False
     who = me if isinstance(me, dict) else {}
     login, name = who.get("login") or "?", who.get("name") or ""
@@ -214,7 +89,7 @@ def _check_me(api: CircleCIClient, findings: list[Finding]) -> bool:
 # -- projects --------------------------------------------------------------------------
 
 
-def _check_slugs(names: Iterable[str], findings: list[Finding]) -> dict[str, ProjectSlug]:
+def check_slugs(names: Iterable[str], findings: list[Finding]) -> dict[str, ProjectSlug]:
     parsed: dict[str, ProjectSlug] = {}
     for name in names:
         try:
@@ -224,7 +99,7 @@ def _check_slugs(names: Iterable[str], findings: list[Finding]) -> dict[str, Pro
     return parsed
 
 
-class _Project:
+class Project:
     """What the access check learned of a project: that it is readable, its newest pipeline."""
 
     def __init__(self, slug: ProjectSlug, newest: Pipeline | None) -> None:
@@ -232,9 +107,7 @@ class _Project:
         self.newest = newest
 
 
-def _check_access(
-    api: CircleCIClient, slug: ProjectSlug, findings: list[Finding]
-) -> _Project | None:
+def check_access(api: CircleCIClient, slug: ProjectSlug, findings: list[Finding]) -> Project | None:
     """GET /project/{slug}/pipeline (first page): readable, and its newest pipeline.
 
     CircleCI answers 404 "Project not found" both for a wrong slug and for a token that
@@ -255,14 +128,14 @@ def _check_access(
         )
         return None
     except errors.CirclebackError as exc:
-        findings.append(_unknown("access", str(slug), exc))
+        findings.append(unknown("access", str(slug), exc))
         return None
     findings.append(Finding("access", str(slug), Level.OK, f"{slug}: the token can read it."))
-    return _Project(slug, newest)
+    return Project(slug, newest)
 
 
 def _latest_config(
-    api: CircleCIClient, project: _Project, check: str, findings: list[Finding]
+    api: CircleCIClient, project: Project, check: str, findings: list[Finding]
 ) -> tuple[str, str] | None:
     """The source and compiled config of the project's newest pipeline, or a finding."""
     slug, newest = project.slug, project.newest
@@ -280,21 +153,21 @@ def _latest_config(
     try:
         _status, config = api._request("GET", f"/pipeline/{segment(newest.id)}/config")
     except errors.CirclebackError as exc:
-        findings.append(_unknown(check, str(slug), exc, what="its newest pipeline's config"))
+        findings.append(unknown(check, str(slug), exc, what="its newest pipeline's config"))
         return None
     data = config if isinstance(config, dict) else {}
     return str(data.get("source") or ""), str(data.get("compiled") or "")
 
 
-def _check_upstream(
-    api: CircleCIClient, project: _Project, job_name: str, findings: list[Finding]
+def check_upstream(
+    api: CircleCIClient, project: Project, job_name: str, findings: list[Finding]
 ) -> None:
     slug = project.slug
     config = _latest_config(api, project, "hold", findings)
     if config is None:
         return
     source, compiled = config
-    holds = _approval_jobs(source) | _approval_jobs(compiled)
+    holds = configs.approval_jobs(source) | configs.approval_jobs(compiled)
     if job_name in holds:
         findings.append(
             Finding("hold", str(slug), Level.OK, f"{slug} has the approval job {job_name!r}.")
@@ -312,7 +185,7 @@ def _check_upstream(
                 "workflow, or pass the name B's approve uses as --job-name.",
             )
         )
-    if not any(m in source or m in compiled for m in _TRIGGER_MARKERS):
+    if not any(m in source or m in compiled for m in TRIGGER_MARKERS):
         findings.append(
             Finding(
                 "trigger",
@@ -324,9 +197,9 @@ def _check_upstream(
         )
 
 
-def _check_downstream(
+def check_downstream(
     api: CircleCIClient,
-    project: _Project,
+    project: Project,
     upstream: ProjectSlug | None,
     callback_parameter: str,
     allow_projects: Sequence[str],
@@ -342,7 +215,7 @@ def _check_downstream(
         return
     source, compiled = config
     _check_parameter(slug, source, callback_parameter, findings)
-    calls_back = any(m in source or m in compiled for m in _CALLBACK_MARKERS)
+    calls_back = any(m in source or m in compiled for m in CALLBACK_MARKERS)
     if not calls_back:
         findings.append(
             Finding(
@@ -380,7 +253,7 @@ def _check_downstream(
         )
         _check_callback_runs(slug, source, findings)
     if upstream is not None:
-        patterns = [*allow_projects, *_allow_patterns(source)]
+        patterns = [*allow_projects, *configs.allow_patterns(source)]
         where = "--allow-project and B's config" if allow_projects else "B's config"
         if patterns:
             _check_allowed(slug, upstream, patterns, where, findings)
@@ -400,7 +273,7 @@ def _check_downstream(
 
 def _check_callback_runs(slug: ProjectSlug, source: str, findings: list[Finding]) -> None:
     """The orb's approve job must run whatever B's other jobs end as: ``requires: terminal``."""
-    for workflow, requires in _callback_requires(source):
+    for workflow, requires in configs.callback_requires(source):
         plain = [r for r in requires if isinstance(r, str)]
         if not requires:
             findings.append(
@@ -440,43 +313,8 @@ def _check_callback_runs(slug: ProjectSlug, source: str, findings: list[Finding]
             )
 
 
-def _callback_requires(source: str) -> list[tuple[str, list[Any]]]:
-    """Each ``circleback/approve`` job entry in a config: its workflow and ``requires``."""
-    data = _yaml(source)
-    found: list[tuple[str, list[Any]]] = []
-    workflows = data.get("workflows") if isinstance(data, dict) else None
-    for name, workflow in (workflows or {}).items():
-        jobs = workflow.get("jobs") if isinstance(workflow, dict) else None
-        for entry in jobs or []:
-            if not isinstance(entry, dict) or "circleback/approve" not in entry:
-                continue
-            body = entry["circleback/approve"]
-            requires = body.get("requires") if isinstance(body, dict) else None
-            found.append((str(name), _requirements(requires)))
-    return found
-
-
-def _requirements(requires: Any) -> list[Any]:
-    """``requires`` as a list of names (success only) and ``{name: statuses}`` that are fine.
-
-    A ``{name: status}`` item that includes ``terminal`` (or ``failed`` and ``canceled``) is
-    dropped from the plain names: it runs whatever that job ends as.
-    """
-    items = requires if isinstance(requires, list) else [requires] if requires else []
-    result: list[Any] = []
-    for item in items:
-        if isinstance(item, dict):
-            for job, statuses in item.items():
-                wanted = statuses if isinstance(statuses, list) else [statuses]
-                ok = "terminal" in wanted or {"failed", "canceled"} <= set(wanted)
-                result.append({job: statuses} if ok else str(job))
-        else:
-            result.append(str(item))
-    return result
-
-
 def _check_parameter(slug: ProjectSlug, source: str, name: str, findings: list[Finding]) -> None:
-    declared = _parameters(source)
+    declared = configs.declared_parameters(source)
     snippet = f'parameters: {{{name}: {{type: string, default: ""}}}}'
     if declared is None:
         findings.append(
@@ -594,75 +432,3 @@ def _check_definitions(api: CircleCIClient, slug: ProjectSlug, findings: list[Fi
             "Pass the one A should run as --definition-id (orb: definition_id)." if listed else fix,
         )
     )
-
-
-# -- reading configs -------------------------------------------------------------------
-
-
-def _yaml(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError:
-        return None
-
-
-def _parameters(source: str) -> dict[str, Any] | None:
-    """The declared pipeline parameters, or None when the source is not YAML."""
-    data = _yaml(source)
-    if not isinstance(data, dict):
-        return None
-    params = data.get("parameters")
-    return {str(k): v if isinstance(v, dict) else {} for k, v in (params or {}).items()}
-
-
-def _approval_jobs(text: str) -> set[str]:
-    """Names of ``type: approval`` jobs in a config's workflows."""
-    data = _yaml(text)
-    found: set[str] = set()
-    workflows = data.get("workflows") if isinstance(data, dict) else None
-    for workflow in (workflows or {}).values():
-        jobs = workflow.get("jobs") if isinstance(workflow, dict) else None
-        for entry in jobs or []:
-            if not isinstance(entry, dict):
-                continue
-            for name, body in entry.items():
-                if isinstance(body, dict) and body.get("type") == "approval":
-                    found.add(str(body.get("name") or name))
-    return found
-
-
-def _allow_patterns(source: str) -> list[str]:
-    """``allow_project`` values written in a config (not those from parameters)."""
-    return [m.strip() for m in _ALLOW.findall(source) if "<<" not in m and m.strip()]
-
-
-def _unknown(check: str, subject: str, exc: errors.CirclebackError, what: str = "") -> Finding:
-    about = f" reading {what}" if what else ""
-    return Finding(
-        check,
-        subject,
-        Level.UNKNOWN,
-        f"Cannot tell: the API answered{about} with an error: {exc.message}",
-        exc.hint or f"Check {HOST_VARIABLE} and the network, then run doctor again.",
-    )
-
-
-def render(findings: Sequence[Finding]) -> str:
-    """One line per finding, its fix indented below; the verdict last."""
-    marks = {Level.OK: "ok", Level.WARN: "warn", Level.FAIL: "FAIL", Level.UNKNOWN: "?"}
-    lines = []
-    for f in findings:
-        lines.append(f"{marks[f.level]:5} {f.check:18} {f.message}")
-        if f.fix:
-            lines.append(f"{'':24}fix: {f.fix}")
-    code = exit_code(findings)
-    failed = sum(1 for f in findings if f.level is Level.FAIL)
-    if code == errors.EXIT_USAGE:
-        lines.append(f"{failed} problem{'s' if failed != 1 else ''} to fix before this works.")
-    elif code == errors.EXIT_API:
-        lines.append("Some checks could not tell; nothing failed.")
-    else:
-        lines.append("No problem found.")
-    return "\n".join(lines)
