@@ -129,6 +129,11 @@ def write_markdown(results: dict[str, Any], before: dict[str, Any] | None, path:
         if name in results:
             parts += [f"## {titles[name]}", "", (module.__doc__ or "").strip(), ""]
             parts += [module.markdown(results[name], b.get(name)), ""]
+    # benchmarks/hostile.py keeps its own section (between its markers): carry it over.
+    old = path.read_text() if path.exists() else ""
+    start, end = old.find("<!-- hostile:begin"), old.find("<!-- hostile:end -->")
+    if 0 <= start < end:
+        parts += [old[start : end + len("<!-- hostile:end -->")], ""]
     path.write_text("\n".join(parts))
 
 

@@ -59,6 +59,12 @@ class Runtime:
 
 RUNTIME = Runtime()
 
+#: No command but ``status`` (bounded by its ``--timeout``) works longer than this, in
+#: seconds, whatever the server does: CircleCI's own retries fit in far less.
+COMMAND_SECONDS = 600.0
+#: Seconds ``status`` keeps after its ``--timeout``, to cancel what is still running.
+CANCEL_SECONDS = 60.0
+
 #: Whether this invocation configured logging yet (errors before that still need it).
 _configured = {"logging": False}
 
@@ -125,18 +131,27 @@ def main_options(
     _configured["json"] = fmt == "json"
 
 
-def _client() -> CircleCIClient:
+def _client(*, seconds: float = COMMAND_SECONDS) -> CircleCIClient:
+    """The command's client; all its work ends within ``seconds`` (``DeadlinePassed``)."""
     from circleback.client import CircleCIClient
     from circleback.settings import load_settings
 
-    return CircleCIClient.from_settings(
+    client = CircleCIClient.from_settings(
         load_settings(), transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
     )
+    client.set_deadline(seconds)
+    return client
 
 
 def _echo(text: str, *, err: bool = False) -> None:
-    """Print data or a report; redacted like log lines, as API data could echo the token."""
-    typer.echo(_redacted(text), err=err)
+    """Print data or a report; redacted like log lines, as API data could echo the token.
+
+    Control characters other than newlines are escaped (``printable_lines``): whatever a
+    renderer let through, no ESC, CR or NUL from API data reaches the terminal.
+    """
+    from circleback._text import printable_lines
+
+    typer.echo(printable_lines(_redacted(text)), err=err)
 
 
 def _print_json(document: Any) -> None:
@@ -308,11 +323,16 @@ def _approve_document(outcome: str, **fields: Any) -> dict[str, Any]:
 
 def _reporter() -> Reporter:
     """A live line on a terminal; a line per change (and a heartbeat) under CI or in a file."""
+    from circleback._text import printable
     from circleback.progress import Reporter
 
     live = sys.stderr.isatty() and not _cli_help.is_ci() and not _configured.get("json")
     return Reporter(
-        live=live, stream=sys.stderr, say=lambda line: log.info(line), sleep=RUNTIME.sleep
+        live=live,
+        stream=sys.stderr,
+        say=lambda line: log.info(line),
+        sleep=RUNTIME.sleep,
+        clean=lambda text: _redacted(printable(text)),
     )
 
 
@@ -341,7 +361,7 @@ def status(
         Path | None, typer.Option(help="Check every pipeline recorded in this file.")
     ] = None,
     timeout: Annotated[
-        str, typer.Option(help="Give up after this long (90s, 10m, 1h); exit 4.")
+        str, typer.Option(help="Give up after this long (90s, 10m, 1h), even mid-request; exit 4.")
     ] = "30m",
     junit: Annotated[
         Path | None, typer.Option(help="Write a JUnit XML report here (store_test_results).")
@@ -368,23 +388,31 @@ def status(
     records = read_state(state_file) if state_file is not None else []
     if pipeline_id is not None:
         parse_uuid(pipeline_id, what="pipeline id")
-    with _client() as client:
-        if pipeline_id is not None:
-            records = [downstream_from_id(client, pipeline_id)]
+    with _client(seconds=seconds + CANCEL_SECONDS) as client:
         try:
-            reporter = _reporter()
-            try:
-                report = wait_for_downstream(
-                    client,
-                    records,
-                    timeout=seconds,
-                    sleep=reporter.sleep,
-                    clock=RUNTIME.clock,
-                    progress=reporter.update,
-                )
-            finally:
-                reporter.close()
-        except errors.WaitTimeout as exc:
+            # --timeout holds inside a request too: a server that answers one byte at a
+            # time is cut off at the deadline, not at the end of its answer.
+            with client.deadline(seconds):
+                if pipeline_id is not None:
+                    records = [downstream_from_id(client, pipeline_id)]
+                reporter = _reporter()
+                try:
+                    report = wait_for_downstream(
+                        client,
+                        records,
+                        timeout=seconds,
+                        sleep=reporter.sleep,
+                        clock=RUNTIME.clock,
+                        progress=reporter.update,
+                    )
+                finally:
+                    reporter.close()
+        except (errors.WaitTimeout, errors.DeadlinePassed) as caught:
+            exc = (
+                caught
+                if isinstance(caught, errors.WaitTimeout)
+                else errors.WaitTimeout(f"Gave up after {seconds:.0f}s: {caught.message}")
+            )
             if cancel_downstream_on_timeout:
                 from circleback.relay.status import cancel_downstream
 
@@ -394,7 +422,7 @@ def status(
                     if canceled
                     else " Nothing downstream was still running to cancel."
                 )
-            raise
+            raise exc from None
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
     _echo(summary(report), err=True)

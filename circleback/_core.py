@@ -133,7 +133,7 @@ def message_from_body(body: bytes, limit: int = 300) -> str:
     """CircleCI's ``{"message": ...}`` text, or a short note on what the body was."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         if not body.strip():
             return ""
         return "(the body is not JSON)"
@@ -143,9 +143,20 @@ def message_from_body(body: bytes, limit: int = 300) -> str:
 
 
 def decode_json(body: bytes, *, what: str) -> Any:
-    """Parse a success body, or explain that it is not what CircleCI sends."""
+    """Parse a success body, or explain that it is not what CircleCI sends.
+
+    Every way a body can fail to parse is an ``UnexpectedResponse``: not JSON, not UTF-8
+    (``UnicodeDecodeError`` is a ``ValueError``), or nested deeper than Python's parser
+    recurses (``RecursionError``: CircleCI's answers are a few levels deep).
+    """
     try:
         return json.loads(body)
+    except RecursionError:
+        raise errors.UnexpectedResponse(
+            f"The answer to {what} is JSON nested too deeply to read."
+        ) from None
+    except UnicodeDecodeError:
+        raise errors.UnexpectedResponse(f"The answer to {what} is not UTF-8 text.") from None
     except ValueError:
         start = body[:30].decode("utf-8", "replace").strip()
         kind = "an HTML page" if start.lower().startswith(("<!doctype", "<html")) else "not JSON"
@@ -160,11 +171,15 @@ class Page:
     next_page_token: str | None
 
 
-def parse_page(data: Any, *, what: str) -> Page:
-    """Check a list response's shape: ``items`` a list, ``next_page_token`` a string or null."""
+def parse_page(data: Any, *, what: str, max_token_chars: int = 4096) -> Page:
+    """Check a list response's shape: ``items`` a list, ``next_page_token`` a string or null.
+
+    A token longer than ``max_token_chars`` is malformed: it would be sent back in a URL
+    and kept to detect loops (CircleCI's are about 100 characters).
+    """
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise errors.UnexpectedResponse(f"The answer to {what} has no list of items.")
     token = data.get("next_page_token")
-    if token is not None and not isinstance(token, str):
+    if token is not None and (not isinstance(token, str) or len(token) > max_token_chars):
         raise errors.UnexpectedResponse(f"The answer to {what} has a malformed next_page_token.")
     return Page(items=data["items"], next_page_token=token or None)

@@ -3,7 +3,9 @@
 Output goes to stderr (stdout is for data such as ids and ``--json`` documents): one
 readable line per event on a terminal, JSON lines under CI or ``--log-format json``.
 Every event passes a redaction step, so the token cannot reach a log line even if a
-message were to carry it.
+message were to carry it, and an escaping step (``circleback._text.printable``): messages
+carry API text (CircleCI's error messages, workflow names), and a newline, CR or ESC in it
+must not forge or hide a line of the log.
 
 A plain ``logging.Formatter`` does this. structlog did it before, as a formatter only, and
 importing it (it imports rich) cost every command about 55 ms of start-up; the output is
@@ -18,6 +20,8 @@ import sys
 from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
+
+from circleback._text import printable
 
 REDACTED = "**********"
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -43,6 +47,17 @@ class _Redactor:
 
     def __call__(self, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
         return {key: self.scrub(value) for key, value in event_dict.items()}
+
+
+def _printable(value: Any) -> Any:
+    """Every string in an event escaped (``printable``): API text never breaks a log line."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_printable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    return value
 
 
 def _console(event_dict: MutableMapping[str, Any]) -> str:
@@ -86,7 +101,7 @@ class _Formatter(logging.Formatter):
         if self._json_format:
             stamp = datetime.now(tz=timezone.utc).isoformat().replace("+00:00", "Z")
             event["timestamp"] = stamp
-        event = self._redact(event)
+        event = _printable(self._redact(event))
         return _json(event) if self._json_format else _console(event)
 
 

@@ -10,18 +10,20 @@ Spec: ``shared/reference/circleci-api-v2.openapi.json``; facts and sources:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from circleback import _core, errors
+from circleback import _core, _read, errors
 from circleback._core import DEFAULT_RETRY, RetryPolicy, Safety
+from circleback._read import DEFAULT_LIMITS, Limits, ListLimit
 from circleback._version import __version__
 from circleback.models import Artifact, Job, Pipeline, PipelineCreation, Workflow
 from circleback.settings import DEFAULT_HOST, Settings, api_base_url
@@ -30,8 +32,6 @@ from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid, s
 logger = logging.getLogger("circleback.client")
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-#: A guard against a server that hands out fresh tokens for empty pages forever.
-MAX_PAGES = 10_000
 
 ParameterValue = str | int | bool
 _M = TypeVar("_M", bound=BaseModel)
@@ -43,7 +43,14 @@ class CircleCIClient:
 
     ``transport`` swaps the network (``httpx.MockTransport``, the emulator's in-process
     transport); ``sleep`` and ``clock`` make retry timing testable without waiting.
+
+    Whatever the server sends, the work is bounded by ``limits`` (bytes per answer, pages
+    and items per list, seconds per request) and by ``deadline``, if one is set.
     """
+
+    limits: Limits = DEFAULT_LIMITS
+    """Caps on answers, lists and requests; assign a ``Limits`` to change them."""
+    _deadline: float | None = None
 
     def __init__(
         self,
@@ -183,14 +190,22 @@ class CircleCIClient:
         slug = parse_project_slug(project_slug)
         params = {"branch": branch} if branch else {}
         return self._paginate(
-            Pipeline, f"/project/{slug.path}/pipeline", params, what=f"pipelines of {slug}"
+            Pipeline,
+            f"/project/{slug.path}/pipeline",
+            params,
+            what=f"pipelines of {slug}",
+            limit=self.limits.pipelines,
         )
 
     def list_pipeline_workflows(self, pipeline_id: str) -> Iterator[Workflow]:
         """Every workflow of a pipeline, reruns included (``listWorkflowsByPipelineId``)."""
         pid = parse_uuid(pipeline_id, what="pipeline id")
         return self._paginate(
-            Workflow, f"/pipeline/{segment(pid)}/workflow", {}, what=f"workflows of {pid}"
+            Workflow,
+            f"/pipeline/{segment(pid)}/workflow",
+            {},
+            what=f"workflows of {pid}",
+            limit=self.limits.workflows,
         )
 
     # -- artifacts ---------------------------------------------------------------------
@@ -205,13 +220,16 @@ class CircleCIClient:
             f"/project/{slug.path}/{job_number}/artifacts",
             {},
             what=f"artifacts of {slug} job {job_number}",
+            limit=self.limits.artifacts,
         )
 
     def get_artifact(self, url: str, *, max_bytes: int = 1 << 20) -> bytes:
-        """Download an artifact; the token goes only to CircleCI's own hosts.
+        """Download an artifact of at most ``max_bytes``; the token goes only to CircleCI.
 
         Artifact URLs come from the API, but a URL pointing elsewhere must never receive
         the token: it is sent only to the API's host and to ``*.circle-artifacts.com``.
+        The size is checked against ``Content-Length`` before the download and while it
+        runs: ``ResponseTooLarge`` is raised one chunk past the cap, never after it.
         """
         parts = httpx.URL(url)
         api = httpx.URL(self.base_url)
@@ -222,10 +240,9 @@ class CircleCIClient:
                 f"Refusing to send the CircleCI token to {parts.host!r} for an artifact.",
                 hint="Artifacts are fetched only from CircleCI's own hosts.",
             )
-        _, data = self._request("GET", url, raw=True)
-        content = data if isinstance(data, bytes) else b""
-        if len(content) > max_bytes:
-            raise errors.UnexpectedResponse(f"Artifact {parts.path} is over {max_bytes} bytes.")
+        content: bytes = self._call(
+            "GET", url, lambda status, data: data, raw=True, max_bytes=max_bytes
+        )
         return content
 
     # -- workflows and jobs ------------------------------------------------------------
@@ -238,7 +255,9 @@ class CircleCIClient:
     def list_workflow_jobs(self, workflow_id: str) -> Iterator[Job]:
         """Every job of a workflow, every page (``listWorkflowJobs``)."""
         wid = parse_uuid(workflow_id, what="workflow id")
-        return self._paginate(Job, f"/workflow/{segment(wid)}/job", {}, what=f"jobs of {wid}")
+        return self._paginate(
+            Job, f"/workflow/{segment(wid)}/job", {}, what=f"jobs of {wid}", limit=self.limits.jobs
+        )
 
     def approve_job(self, workflow_id: str, approval_request_id: str) -> None:
         """Approve a pending approval job (``approvePendingApprovalJobById``, 202).
@@ -282,24 +301,75 @@ class CircleCIClient:
 
     # -- transport ---------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Within the ``with`` block, all work of this client ends ``seconds`` from now.
+
+        A request still under way then is abandoned, even mid-body or mid-headers, and
+        raises ``DeadlinePassed`` (a ``RequestTimeout``); a retry that would start after
+        the deadline is not made (the last failure is raised). Blocks nest; the earlier
+        deadline holds. Seconds are of the client's ``clock``.
+        """
+        previous = self._deadline
+        at = self._clock() + seconds
+        self._deadline = at if previous is None else min(previous, at)
+        try:
+            yield
+        finally:
+            self._deadline = previous
+
+    def set_deadline(self, seconds: float | None) -> None:
+        """Bound all further work of this client to ``seconds`` from now (None: unbounded).
+
+        The CLI sets one per command, so that no command outlives its purpose whatever
+        the server does; ``deadline`` is the scoped form.
+        """
+        self._deadline = None if seconds is None else self._clock() + seconds
+
     def _paginate(
-        self, model: type[_M], path: str, params: dict[str, str], *, what: str
+        self, model: type[_M], path: str, params: dict[str, str], *, what: str, limit: ListLimit
     ) -> Iterator[_M]:
         """Yield every item of every page, lazily; a repeated page token is an error.
 
         Each page is checked whole before any of it is yielded, inside the retry loop: a
         page of the wrong shape (a proxy's JSON, say) is fetched again like a proxy's HTML.
+        A list longer than ``limit`` (pages, items) or than ``Limits.list_bytes`` in all
+        raises ``ListTooLong`` before the excess is held in memory.
         """
         seen: set[str] = set()
         query = dict(params)
+        meter = _Meter()
+        items_read = 0
 
         def read(status: int, data: Any) -> tuple[list[_M], str | None]:
-            page = _core.parse_page(data, what=what)
+            page = _core.parse_page(data, what=what, max_token_chars=self.limits.page_token_chars)
             items = [self._validate(model, item, what=what) for item in page.items]
             return items, page.next_page_token
 
-        for _ in range(MAX_PAGES):
-            items, token = self._call("GET", path, read, params=query)
+        for _ in range(limit.pages):
+            room = self.limits.list_bytes - meter.total
+            try:
+                items, token = self._call(
+                    "GET",
+                    path,
+                    read,
+                    params=query,
+                    max_bytes=min(self.limits.json_bytes, room),
+                    meter=meter,
+                )
+            except errors.ResponseTooLarge:
+                if room >= self.limits.json_bytes:
+                    raise
+                raise errors.ListTooLong(
+                    f"Listing {what} went past {_read._size(self.limits.list_bytes)} in all, "
+                    "more than circleback reads of one list."
+                ) from None
+            items_read += len(items)
+            if items_read > limit.items:
+                raise errors.ListTooLong(
+                    f"Listing {what} went past {limit.items} items, more than circleback "
+                    "reads of one list."
+                )
             yield from items
             if token is None:
                 return
@@ -307,7 +377,9 @@ class CircleCIClient:
                 raise errors.PaginationLoop(f"The API repeated a page token while listing {what}.")
             seen.add(token)
             query = {**params, "page-token": token}
-        raise errors.PaginationLoop(f"Listing {what} went past {MAX_PAGES} pages.")
+        raise errors.ListTooLong(
+            f"Listing {what} went past {limit.pages} pages, more than circleback reads of one list."
+        )
 
     def _request(
         self,
@@ -334,27 +406,29 @@ class CircleCIClient:
         json: Any = None,
         safety: Safety = Safety.IDEMPOTENT,
         raw: bool = False,
+        max_bytes: int | None = None,
+        meter: _Meter | None = None,
     ) -> _R:
         """Send one request with the retry rules of ``_core`` and ``read`` its 2xx answer.
 
         ``read`` turns the status and JSON into the result, raising ``UnexpectedResponse``
         when they are not what the endpoint documents; that is retried like a body that is
-        not JSON. A failure that leaves unknown whether a non-GET was carried out is marked
-        ``outcome_unknown``, so the caller can look before repeating it.
+        not JSON, as is a body that cannot be decoded (broken gzip, JSON nested too deep)
+        or is over ``max_bytes`` (default ``Limits.json_bytes``): each try reads at most
+        that much. A failure that leaves unknown whether a non-GET was
+        carried out is marked ``outcome_unknown``, so the caller can look before
+        repeating it. Every attempt ends within ``Limits.request_seconds`` and the
+        client's deadline, if any (``DeadlinePassed``).
         """
+        cap = self.limits.json_bytes if max_bytes is None else max_bytes
         started = self._clock()
         attempt = 0
         while True:
             attempt += 1
             retry_after: float | None = None
+            self._check_deadline(method, path, None)
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    params=params,
-                    json=json,
-                    headers={"Circle-Token": self._token.get_secret_value()},
-                )
+                status, headers, body = self._exchange(method, path, params, json, cap)
             except httpx.TransportError as exc:
                 failure: errors.CirclebackError = _transport_error(exc, method, path)
                 # A connection never made is a request never sent: safe to repeat anything.
@@ -364,17 +438,27 @@ class CircleCIClient:
                 logger.debug(
                     "request failed", extra={"method": method, "path": path, "error": str(failure)}
                 )
+            except _read.Overtime:
+                failure = errors.RequestTimeout(
+                    f"{method} {path} did not finish within "
+                    f"{self.limits.request_seconds:.0f}s (the server is sending too slowly)."
+                )
+                retryable = safety is Safety.IDEMPOTENT
+                failure.outcome_unknown = _core.outcome_unknown(method, None, sent=True)
+            except errors.UnexpectedResponse as exc:
+                # A 2xx whose body cannot be read: a proxy's, cut off, or hostile.
+                failure = exc
+                retryable = safety is Safety.IDEMPOTENT
+                failure.outcome_unknown = _core.outcome_unknown(method, 200, sent=True)
             else:
                 logger.debug(
                     "request",
-                    extra={"method": method, "path": path, "status": response.status_code},
+                    extra={"method": method, "path": path, "status": status},
                 )
-                status = response.status_code
                 if 200 <= status < 300:
-                    if raw:
-                        return read(status, response.content)
                     try:
-                        return read(status, _decode(response, what=f"{method} {path}"))
+                        data = body if raw else _decode(body, what=f"{method} {path}")
+                        result = read(status, data)
                     except errors.NotCreated:
                         raise  # CircleCI's own word that nothing was created: final.
                     except errors.UnexpectedResponse as exc:
@@ -384,23 +468,93 @@ class CircleCIClient:
                         failure = exc
                         retryable = safety is Safety.IDEMPOTENT
                         failure.outcome_unknown = _core.outcome_unknown(method, status, sent=True)
+                    else:
+                        if meter is not None:
+                            meter.total += len(body)
+                        return result
                 else:
                     failure = _core.error_for_status(
-                        status, response.content, method=method, path=path, redact=self._redact
+                        status, body, method=method, path=path, redact=self._redact
                     )
                     retryable = _core.status_is_retryable(status, safety)
-                    retry_after = _core.parse_retry_after(response.headers.get("Retry-After"))
+                    retry_after = _core.parse_retry_after(headers.get("Retry-After"))
                     failure.outcome_unknown = _core.outcome_unknown(method, status, sent=True)
+            self._check_deadline(method, path, failure)
             if not retryable or attempt >= self._retry.max_attempts:
                 raise failure
             delay = _core.backoff_delay(attempt, retry_after, self._retry, self._rand)
             if self._clock() - started + delay > self._retry.total_budget:
+                raise failure
+            if self._deadline is not None and self._clock() + delay >= self._deadline:
                 raise failure
             logger.info(
                 f"retrying in {delay:.1f}s",
                 extra={"method": method, "path": path, "attempt": attempt + 1},
             )
             self._sleep(delay)
+
+    def _exchange(
+        self, method: str, path: str, params: Mapping[str, str] | None, json: Any, cap: int
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One attempt: send, then stream the body under ``cap`` and one deadline.
+
+        The attempt's deadline is ``Limits.request_seconds`` from now, or the client's
+        deadline if that comes first. It is checked after every chunk of the body on the
+        client's clock, and the caller stops waiting at it whatever httpx is doing.
+        """
+        request = self._http.build_request(
+            method,
+            path,
+            params=params,
+            json=json,
+            headers={
+                "Circle-Token": self._token.get_secret_value(),
+                # Only encodings decoded under the cap here; never brotli or zstd.
+                "Accept-Encoding": "gzip, deflate",
+            },
+        )
+        until = self._clock() + self.limits.request_seconds
+        if self._deadline is not None:
+            until = min(until, self._deadline)
+        what = f"{method} {path}"
+
+        def attempt(abandoned: Callable[[], bool]) -> tuple[int, httpx.Headers, bytes]:
+            response = self._http.send(request, stream=True)
+            try:
+                ok = 200 <= response.status_code < 300
+                chunks: Iterable[bytes] = response.iter_raw()
+                coding = response.headers.get("Content-Encoding")
+                if response.is_stream_consumed:
+                    # A Response built in memory with ``content=`` (a test's transport):
+                    # httpx has read and decoded it already; no network is involved.
+                    chunks, coding = [response.content], None
+                body = _read.read_body(
+                    chunks,
+                    content_encoding=coding,
+                    content_length=response.headers.get("Content-Length"),
+                    max_bytes=cap if ok else self.limits.error_bytes,
+                    what=what,
+                    truncate=not ok,
+                    overtime=lambda: abandoned() or self._clock() >= until,
+                )
+            finally:
+                response.close()
+            return response.status_code, response.headers, body
+
+        return _read.within(until - self._clock(), attempt)
+
+    def _check_deadline(
+        self, method: str, path: str, failure: errors.CirclebackError | None
+    ) -> None:
+        """Raise ``DeadlinePassed`` once the client's deadline has passed."""
+        if self._deadline is None or self._clock() < self._deadline:
+            return
+        text = f"Stopped at the deadline during {method} {path}"
+        if failure is not None:
+            text += f" ({failure.message})"
+        passed = errors.DeadlinePassed(text + ".")
+        passed.outcome_unknown = failure.outcome_unknown if failure is not None else False
+        raise passed
 
     def _created(self, status: int, data: Any, slug: ProjectSlug) -> PipelineCreation:
         """201 is the only success of a trigger; ``pipeline/run``'s 200 means "not created"."""
@@ -459,11 +613,17 @@ def _accepted(what: str) -> Callable[[int, Any], None]:
     return read
 
 
-def _decode(response: httpx.Response, *, what: str) -> Any:
+def _decode(body: bytes, *, what: str) -> Any:
     """The JSON body of a 2xx answer; an empty body (some 202s) is ``None``."""
-    if not response.content.strip():
+    if not body.strip():
         return None
-    return _core.decode_json(response.content, what=what)
+    return _core.decode_json(body, what=what)
+
+
+class _Meter:
+    """Decoded bytes read so far, over every page of one list."""
+
+    total = 0
 
 
 def _ref(branch: str | None, tag: str | None) -> dict[str, str] | None:
@@ -503,4 +663,4 @@ def _check_parameters(parameters: Mapping[str, ParameterValue]) -> dict[str, Par
     return dict(parameters)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "CircleCIClient", "ProjectSlug", "RetryPolicy"]
+__all__ = ["DEFAULT_TIMEOUT", "CircleCIClient", "Limits", "ListLimit", "ProjectSlug", "RetryPolicy"]

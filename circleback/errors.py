@@ -9,6 +9,7 @@ only place that turns an error into a message and an exit code (``exit_code`` be
     ├── ConfigurationError             bad input or settings, found before any request (exit 2)
     ├── TransportError                 no usable HTTP response after retries (exit 3)
     │   └── RequestTimeout             the server did not answer in time
+    │       └── DeadlinePassed         the caller's deadline passed mid-request (exit 3)
     ├── APIError                       CircleCI answered with an error status (exit 3)
     │   ├── AuthenticationError        401: token missing, wrong or of the wrong kind
     │   ├── PermissionDenied           403: the token cannot reach that resource
@@ -16,8 +17,10 @@ only place that turns an error into a message and an exit code (``exit_code`` be
     │   ├── RateLimited                429 after every retry was spent
     │   └── ServerError                5xx after every retry was spent
     ├── UnexpectedResponse             a 2xx whose body is not what the API documents (exit 3)
-    │   └── NotCreated                 ``pipeline/run`` answered 200: no pipeline was created
+    │   ├── NotCreated                 ``pipeline/run`` answered 200: no pipeline was created
+    │   └── ResponseTooLarge           the answer is over circleback's size cap (exit 3)
     ├── PaginationLoop                 a list endpoint repeated a page token (exit 3)
+    │   └── ListTooLong                a list went past circleback's page or item cap
     ├── DownstreamFailed               the downstream pipeline ended unsuccessfully (exit 1)
     └── WaitTimeout                    gave up waiting for the downstream pipeline (exit 4)
 """
@@ -66,6 +69,19 @@ class RequestTimeout(TransportError):
     """Raised when the server did not answer within the request timeout, after retries."""
 
     default_hint = "CircleCI is slow or unreachable; run the command again later."
+
+
+class DeadlinePassed(RequestTimeout):
+    """Raised when the deadline of the work under way (``CircleCIClient.deadline``) passes.
+
+    The request in flight is abandoned and nothing is retried; ``status`` reports it as a
+    timeout (exit 4), other commands as an API error (exit 3).
+    """
+
+    default_hint = (
+        "CircleCI, or whatever CIRCLEBACK_HOST points at, answered too slowly; run the "
+        "command again later."
+    )
 
 
 class APIError(CirclebackError):
@@ -136,10 +152,28 @@ class NotCreated(UnexpectedResponse):
     )
 
 
+class ResponseTooLarge(UnexpectedResponse):
+    """Raised when an answer's decoded body is over its cap (``Limits``), after retries."""
+
+    default_hint = (
+        "CircleCI sends nothing this large: a proxy or a server that is not CircleCI is "
+        "answering. Check CIRCLEBACK_HOST."
+    )
+
+
 class PaginationLoop(CirclebackError):
     """Raised when a list endpoint hands back a page token it already gave."""
 
     default_hint = "The API repeated a page; run the command again, and report it if it persists."
+
+
+class ListTooLong(PaginationLoop):
+    """Raised when a list goes past the pages or items circleback reads of it (``Limits``)."""
+
+    default_hint = (
+        "CircleCI's lists are far shorter: a server handing out page tokens forever is "
+        "answering. Check CIRCLEBACK_HOST, and report it if it is CircleCI."
+    )
 
 
 class DownstreamFailed(CirclebackError):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+from circleback._text import printable
+
 #: Seconds between two lines under CI when nothing changes.
 DEFAULT_HEARTBEAT = 300.0
 _CLEAR = "\r\033[K"
@@ -64,7 +66,8 @@ class Reporter:
 
     ``live`` redraws one line on ``stream`` each second of every sleep; otherwise ``say``
     gets a line when the waiting set changes or ``heartbeat`` seconds passed since the
-    last one.
+    last one. ``clean`` makes the live line safe for a terminal (API text in it may hold
+    control characters); ``say`` is expected to do the same for its lines.
     """
 
     def __init__(
@@ -75,12 +78,14 @@ class Reporter:
         say: Callable[[str], None],
         sleep: Callable[[float], None],
         heartbeat: float = DEFAULT_HEARTBEAT,
+        clean: Callable[[str], str] = printable,
     ) -> None:
         self.live = live
         self._stream = stream
         self._say = say
         self._sleep = sleep
         self._heartbeat = heartbeat
+        self._clean = clean
         self._last: WaitProgress | None = None
         self._said_at: float | None = None
         self._said: tuple[str, ...] = ()
@@ -120,7 +125,8 @@ class Reporter:
 
     def _draw(self, elapsed: float, next_look: float) -> None:
         assert self._last is not None
-        line = "circleback: " + describe(self._last, elapsed=elapsed, next_look=next_look)
+        text = describe(self._last, elapsed=elapsed, next_look=next_look)
+        line = "circleback: " + self._clean(text)
         self._stream.write(_CLEAR + line[: _width() - 1])
         self._stream.flush()
         self._drawn = True

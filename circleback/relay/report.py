@@ -2,12 +2,18 @@
 
 JUnit is how B's outcome becomes visible inside A: ``store_test_results`` on the file
 makes each downstream workflow a test case of A's job, with B's failed jobs linked.
+
+Names, statuses and messages come from B's API data, which anyone who can edit B's config
+writes: in the summary each one is escaped (``printable``), so none can start a line of
+its own (a forged "all downstream pipelines succeeded"); the JUnit document drops what XML
+cannot carry (``xml_safe``).
 """
 
 from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
+from circleback._text import printable, xml_safe
 from circleback.relay.status import PipelineReport, StatusReport, WorkflowReport
 
 
@@ -23,7 +29,8 @@ def summary(report: StatusReport) -> str:
             lines.extend(f"           - {j.name} {j.status}  {j.url}" for j in w.failed_jobs)
     if report.succeeded:  # a failure is said once, by the error that ends the command
         lines.append("all downstream pipelines succeeded")
-    return "\n".join(lines)
+    # Each line escaped whole: no value from the API can break a line or start one.
+    return "\n".join(printable(line) for line in lines)
 
 
 def _duration(w: WorkflowReport) -> str:
@@ -50,7 +57,9 @@ def junit_xml(report: StatusReport) -> str:
             if failure:
                 ET.SubElement(case, "failure", message=failure[0]).text = failure[1]
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
+    # ElementTree writes control characters as they are, which no XML parser accepts.
+    document = ET.tostring(suites, encoding="unicode")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_safe(document)
 
 
 def _cases(p: PipelineReport) -> list[tuple[ET.Element, tuple[str, str] | None]]:

@@ -187,16 +187,31 @@ def wait_for_downstream(
 ) -> StatusReport:
     """Wait until every workflow of every downstream pipeline is final; report them all.
 
-    Raises ``WaitTimeout`` when ``timeout`` passes first. Does not raise on failure: the
-    caller decides from ``StatusReport.succeeded`` (the CLI exits 1). ``concurrency``
-    bounds the pipelines looked at in parallel (1: one after another). ``progress``, if
-    given, is told after each look what is still awaited (instead of a log line).
+    Raises ``WaitTimeout`` when ``timeout`` passes first, even in the middle of a request
+    (the client's ``deadline``). Does not raise on failure: the caller decides from
+    ``StatusReport.succeeded`` (the CLI exits 1). ``concurrency`` bounds the pipelines
+    looked at in parallel (1: one after another). ``progress``, if given, is told after
+    each look what is still awaited (instead of a log line).
     """
     if not downstream:
         raise errors.ConfigurationError(
             "No downstream pipeline to check.",
             hint="Pass --pipeline-id, or a --state-file that 'circleback trigger' wrote to.",
         )
+    with client.deadline(timeout):
+        return _wait(client, downstream, timeout, poll, sleep, clock, concurrency, progress)
+
+
+def _wait(
+    client: CircleCIClient,
+    downstream: Sequence[Downstream],
+    timeout: float,
+    poll: PollPolicy,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    concurrency: int,
+    progress: Callable[[WaitProgress], None] | None,
+) -> StatusReport:
     started = clock()
     deadline = started + timeout
     delay = poll.first_delay
@@ -205,7 +220,11 @@ def wait_for_downstream(
     while True:
         waiting: list[str] = []
         pending = [r for r in downstream if r.pipeline_id not in finished]
-        looks = _look_all(client, pending, empty_seen, concurrency)
+        try:
+            looks = _look_all(client, pending, empty_seen, concurrency)
+        except errors.DeadlinePassed as exc:
+            # The timeout holds inside a request: an answer still arriving is given up on.
+            raise errors.WaitTimeout(f"Gave up after {timeout:.0f}s: {exc.message}") from None
         for record, (report, why) in zip(pending, looks, strict=True):
             if report is not None:
                 finished[record.pipeline_id] = report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from circleback._text import printable
 from circleback.client import CircleCIClient
 from circleback.relay.discovery import downstream_of
 from circleback.relay.records import app_url, pipeline_url, workflow_url
@@ -93,12 +94,13 @@ def render_text(root: TraceNode) -> str:
     lines: list[str] = []
 
     def walk(node: TraceNode, prefix: str, last: bool, top: bool) -> None:
+        # API text is escaped: a name can never draw a line of the tree of its own.
         branch = "" if top else ("└── " if last else "├── ")
-        summary = f"{node.project_slug} #{node.number} ({node.state})  {node.url}"
+        summary = printable(f"{node.project_slug} #{node.number} ({node.state})  {node.url}")
         lines.append(f"{prefix}{branch}{summary}" + (f"  [{node.note}]" if node.note else ""))
         inner = prefix if top else prefix + ("    " if last else "│   ")
         for wf in node.workflows:
-            lines.append(f"{inner}  · {wf.name}: {wf.status}")
+            lines.append(f"{inner}  · {printable(wf.name)}: {printable(wf.status)}")
         for index, child in enumerate(node.children):
             walk(child, inner, index == len(node.children) - 1, False)
 
@@ -115,7 +117,7 @@ def render_mermaid(root: TraceNode) -> str:
 
     def label(node: TraceNode) -> str:
         statuses = ", ".join(f"{w.name}: {w.status}" for w in node.workflows) or node.state
-        return f"{node.project_slug} #{node.number}<br/>{statuses}".replace('"', "'")
+        return printable(f"{node.project_slug} #{node.number}<br/>{statuses}").replace('"', "'")
 
     def walk(node: TraceNode) -> None:
         lines.append(f'    {node_id(node)}["{label(node)}"]')

@@ -70,3 +70,12 @@ def test_under_ci_a_line_only_when_something_changes_or_as_a_heartbeat() -> None
 )
 def test_clock_text(seconds: float, text: str) -> None:
     assert clock_text(seconds) == text
+
+
+def test_the_live_line_escapes_what_the_api_wrote() -> None:
+    stream = io.StringIO()
+    reporter = Reporter(live=True, stream=stream, say=print, sleep=lambda s: None)
+    reporter.update(_progress(1.0, "gh/acme/b #1: evil\r\x1b[2Jname is running"))
+    drawn = stream.getvalue()
+    assert "\x1b[2J" not in drawn
+    assert "evil\\x0d\\x1b[2Jname" in drawn
