@@ -143,11 +143,21 @@ def is_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in _NOT_CI
 
 
-def epilog(name: str) -> str | None:
+#: For a command not in ``COMMANDS`` (yet): what every API command reads, every exit code.
+_DEFAULT = (
+    (_CREDENTIALS, _HOST, _LOG),
+    (
+        "0 success, or nothing to do",
+        "1 the downstream pipeline finished unsuccessfully",
+        *_API_CODES,
+        "4 timed out",
+    ),
+)
+
+
+def epilog(name: str) -> str:
     """The help epilog of a command: the variables it reads and its exit codes."""
-    if name not in COMMANDS:
-        return None
-    variables, codes = COMMANDS[name]
+    variables, codes = COMMANDS.get(name, _DEFAULT)
     return "\n".join(
         ["\b", "Environment:", *(_item(v) for v in variables), "\b", "Exit codes:"]
         + [_item(c) for c in codes]
@@ -166,7 +176,7 @@ def polish(command: Any) -> Any:
         stack.extend(getattr(cmd, "commands", {}).values())
         if cmd is command:
             cmd.epilog = MAIN_EPILOG
-        elif cmd.name in COMMANDS:
+        elif not hasattr(cmd, "commands"):  # a command, not a group of them
             cmd.epilog = epilog(cmd.name)
         for param in cmd.params:
             _polish_param(param)

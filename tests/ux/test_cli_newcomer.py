@@ -11,17 +11,23 @@ from circleback import _cli, _cli_help
 from tests.relay.world import B, World
 
 PID = "5034460f-c7c4-4c43-9457-de07e2029e7b"
-COMMANDS = [
-    ["trigger"],
-    ["approve"],
-    ["status"],
-    ["sweep"],
-    ["trace"],
-    ["doctor"],
-    ["emulator"],
-    ["demo"],
-    ["orb", "pack"],
-]
+
+
+def _every_command() -> list[list[str]]:
+    """Every command of the CLI, as typed (``orb pack``), whoever added it."""
+    found: list[list[str]] = []
+    stack: list[tuple[list[str], object]] = [([], _cli.typer.main.get_command(_cli.app))]
+    while stack:
+        path, group = stack.pop()
+        for name, cmd in getattr(group, "commands", {}).items():
+            if hasattr(cmd, "commands"):
+                stack.append(([*path, name], cmd))
+            else:
+                found.append([*path, name])
+    return sorted(found)
+
+
+COMMANDS = _every_command()
 API_COMMANDS = {"trigger", "approve", "status", "sweep", "trace", "doctor"}
 
 
