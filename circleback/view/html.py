@@ -102,8 +102,8 @@ def render_html(
             '<ul class="tree">',
             _node(root),
             "</ul>",
-            f"<footer>circleback {escape(version)} · generated {when} · links open "
-            "CircleCI's web app</footer>",
+            f"<footer>{escape(' '.join(filter(None, ['circleback', version])))} · generated "
+            f"{when} · links open CircleCI's web app</footer>",
             "</body></html>",
             "",
         ]
