@@ -56,18 +56,35 @@ def check_token_present(settings: Settings, findings: list[Finding]) -> bool:
 
 
 def check_me(api: CircleCIClient, findings: list[Finding]) -> bool:
-    """GET /me: the token is valid, and whose it is."""
+    """GET /me: the token is valid, and whose it is; False ends the checks.
+
+    Only 401 ("You must log in first.", as observed) proves the token wrong. What a
+    project token or another host gets from /me is not documented, so any other refusal
+    is "cannot tell", and the project checks still run: they show what the token can do.
+    """
     fix = (
         f"Create a personal API token at {TOKENS_PAGE} and set {TOKEN_VARIABLES[0]} to it; "
         "project API tokens do not work with API v2."
     )
     try:
         _status, me = api._request("GET", "/me")
-    except (errors.AuthenticationError, errors.NotFound, errors.PermissionDenied) as exc:
+    except errors.AuthenticationError as exc:
         findings.append(
             Finding("token", "token", Level.FAIL, f"The token was refused: {exc.message}", fix)
         )
         return False
+    except (errors.NotFound, errors.PermissionDenied) as exc:
+        findings.append(
+            Finding(
+                "token",
+                "token",
+                Level.UNKNOWN,
+                f"Cannot tell whose token this is: GET /me answered {exc.message!r}. A "
+                "project API token, or a host that is not CircleCI's API, answers so.",
+                fix,
+            )
+        )
+        return True
     except errors.CirclebackError as exc:
         findings.append(unknown("token", "token", exc))
         return False

@@ -355,3 +355,16 @@ def test_the_callback_must_run_however_b_ends(
     assert code == (2 if level == "fail" else 0)
     if level == "fail":
         assert "build-and-test: terminal" in runs["fix"]
+
+
+def test_a_404_from_me_cannot_tell_and_the_project_checks_still_run(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.get("/me").respond(404, json={"message": "Not found"})
+    code, out, _ = _doctor(capsys, "--downstream", B, "--json")
+    findings = _findings(out)
+    (token,) = _by_check(findings, "token")
+    assert token["level"] == "unknown"
+    assert "project API token" in token["message"]
+    assert [f["level"] for f in _by_check(findings, "callback")] == ["ok"]
+    assert code == 3
