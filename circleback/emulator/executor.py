@@ -43,7 +43,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OUTPUT_LIMIT",
+    "DEFAULT_SHELL",
     "DEFAULT_STEP_TIMEOUT",
     "JobRecord",
     "LocalCircleCI",
@@ -69,6 +70,10 @@ __all__ = [
     "run_locally",
 ]
 
+#: How each ``run`` step is started, before the script's path: CircleCI's default shell
+#: where bash exists. ``("busybox", "sh", "-eo", "pipefail")`` runs steps as CircleCI does on
+#: Alpine, which has no bash (and whose sh never reads ``$BASH_ENV``).
+DEFAULT_SHELL: tuple[str, ...] = ("bash", "-eo", "pipefail")
 #: Seconds a step may run before it is killed and fails (CircleCI's own limit is hours;
 #: locally a hung step should fail a test quickly instead).
 DEFAULT_STEP_TIMEOUT = 120.0
@@ -166,7 +171,8 @@ class LocalExecutor:
     step of matching jobs exit 1. ``env`` is added to every job, as project environment
     variables are. ``before_step`` is called in the job's thread before each step that runs
     (tests use it to act while a job is running). Without ``work_dir`` the jobs' files live
-    in a temporary directory that :meth:`close` removes.
+    in a temporary directory that :meth:`close` removes. ``shell`` is the program and flags
+    each ``run`` step's script is given to (default :data:`DEFAULT_SHELL`).
     """
 
     def __init__(
@@ -180,15 +186,19 @@ class LocalExecutor:
         work_dir: Path | None = None,
         before_step: Callable[[JobRun, StepRecord], None] | None = None,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        shell: Sequence[str] = DEFAULT_SHELL,
     ) -> None:
         from circleback.orbpack import find_orb_src, pack_orb
 
         if not token:
             raise ValueError("token must not be empty: the orb's scripts refuse to run without")
-        bash = shutil.which("bash")
-        if bash is None:
-            raise RuntimeError("bash was not found on PATH; the local executor runs steps in bash")
-        self._bash = bash
+        program = shutil.which(shell[0]) if shell else None
+        if program is None:
+            raise RuntimeError(
+                f"{shell[0] if shell else 'no shell'!s} was not found on PATH; the local "
+                "executor runs every step in it"
+            )
+        self._shell = (program, *shell[1:])
         self._token = token
         self._orb = pack_orb(orb_src if orb_src is not None else find_orb_src())
         self._fail_jobs = fail_jobs
@@ -455,7 +465,7 @@ class LocalExecutor:
             cwd = job.resolve(str(planned.args["working_directory"]))
             cwd.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
-            [self._bash, "-eo", "pipefail", str(script)],
+            [*self._shell, str(script)],
             cwd=cwd,
             env=step_env,
             stdin=subprocess.DEVNULL,
@@ -592,11 +602,8 @@ class LocalExecutor:
     def _install_notes(self) -> tuple[str, ...]:
         """If the orb pins another version than this circleback, its install step would
         download that one: tell it to use ours instead (and say so in every record)."""
-        try:
-            pinned = self._orb["commands"]["install"]["parameters"]["version"]["default"]
-        except (KeyError, TypeError):
-            return ()
-        if str(pinned) == __version__:
+        pinned = _pinned_version(self._orb)
+        if pinned is None or pinned == __version__:
             return ()
         return (
             f"the orb pins circleback {pinned} but this is {__version__}: "
@@ -622,6 +629,24 @@ class LocalExecutor:
     def _add_step(self, record: JobRecord, step: StepRecord) -> None:
         with self._cond:
             record.steps.append(step)
+
+
+def _pinned_version(orb: Mapping[str, Any]) -> str | None:
+    """The circleback version the packed orb's install step pins (its ``PARAM_PINS``, the
+    orb's scripts/pins.txt), or None when the orb has no such step."""
+    try:
+        steps = orb["commands"]["install"]["steps"]
+    except (KeyError, TypeError):
+        return None
+    for step in steps:
+        run = step.get("run") if isinstance(step, dict) else None
+        pins = (
+            (run or {}).get("environment", {}).get("PARAM_PINS") if isinstance(run, dict) else None
+        )
+        if isinstance(pins, str):
+            found = re.search(r"(?m)^circleback==([^\s\\;]+)", pins)
+            return found.group(1) if found else None
+    return None
 
 
 class _StepFailed(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from orb_helpers import EXAMPLES, ORB_SRC, REPO, SCRIPTS, YAMLLINT_CONFIG, require_tool
+from orb_helpers import EXAMPLES, ORB_SRC, PINS, REPO, SCRIPTS, YAMLLINT_CONFIG, require_tool
 
 from circleback.orbpack import pack_orb, pack_orb_yaml
 
@@ -99,10 +99,12 @@ def test_every_orb_usage_example_is_a_config_matching_circleci_schema(tmp_path: 
 # -- linters ------------------------------------------------------------------------------
 
 
-def test_yamllint_passes_on_the_orb_and_the_examples() -> None:
+def test_yamllint_passes_from_the_repository_root() -> None:
+    """orb-tools' lint job runs yamllint from the root, where it reads .yamllint."""
     yamllint = require_tool("yamllint")
+    assert YAMLLINT_CONFIG.is_file()
 
-    result = run_tool(yamllint, "--strict", "-c", YAMLLINT_CONFIG, "orbs", "examples")
+    result = run_tool(yamllint, "--strict", ".")
 
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -112,7 +114,8 @@ def test_shellcheck_passes_on_every_script() -> None:
     scripts = sorted(SCRIPTS.glob("*.sh"))
     assert scripts
 
-    result = run_tool(shellcheck, "--shell=bash", "--severity=style", *scripts)
+    # --shell=sh: POSIX only, no bashisms (macOS's bash 3.2, dash and busybox read these).
+    result = run_tool(shellcheck, "--shell=sh", "--severity=style", *scripts)
 
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -124,10 +127,32 @@ def test_scripts_never_write_what_circleci_reads_as_a_parameter(script: str) -> 
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.sh")))
-def test_scripts_are_strict_bash(script: str) -> None:
+def test_scripts_are_posix_sh_that_switch_tracing_off_first(script: str) -> None:
     lines = (SCRIPTS / script).read_text().splitlines()
-    assert lines[0] == "#!/bin/bash"
-    assert "set -euo pipefail" in lines
+    code = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert lines[0] == "#!/bin/sh"
+    # Before anything else runs: an inherited set -x must not trace the token.
+    assert code[0].startswith("set +x")
+    assert code[1] == "set -eu"
+    assert "pipefail" not in "\n".join(code)  # dash has none; the scripts need none
+
+
+def _functions(text: str) -> dict[str, str]:
+    """Each shell function defined at the top level: name -> its whole text."""
+    pattern = re.compile(r"(?ms)^([a-z_]+)\(\) \{\n.*?^\}$")
+    return {m.group(1): m.group(0) for m in pattern.finditer(text)}
+
+
+def test_helpers_shared_by_the_scripts_are_the_same_everywhere() -> None:
+    """Each script is included on its own, so helpers are copied: the copies must agree."""
+    seen: dict[str, tuple[str, str]] = {}
+    for path in sorted(SCRIPTS.glob("*.sh")):
+        for name, body in _functions(path.read_text()).items():
+            if name in seen:
+                assert body == seen[name][1], f"{name}() differs in {path.name}, {seen[name][0]}"
+            else:
+                seen[name] = (path.name, body)
+    assert {"die", "strip", "quote", "env_subst", "load_token"} <= set(seen)
 
 
 # -- the orb development kit's conventions ------------------------------------------------
@@ -141,7 +166,7 @@ def test_src_holds_only_orb_yaml_and_scripts() -> None:
             assert rel.parts[0] in allowed_dirs, rel
             assert len(rel.parts) == 1, rel
         elif rel.parts[0] == "scripts":
-            assert path.suffix == ".sh", rel
+            assert path.suffix == ".sh" or rel == Path("scripts/pins.txt"), rel
         else:
             assert path.suffix == ".yml", rel
             assert len(rel.parts) == 2 or rel == Path("@orb.yml"), rel
@@ -190,13 +215,33 @@ def test_every_job_takes_an_executor_defaulting_to_the_orbs_own() -> None:
             assert job["executor"] == "<< parameters.executor >>", key
 
 
-def test_pinned_version_defaults_agree_with_the_package() -> None:
+def test_the_pins_name_the_packages_version_and_nothing_else_does() -> None:
+    """One place names the version the orb installs: scripts/pins.txt."""
     from circleback import __version__
 
+    pinned = re.findall(r"(?m)^circleback==([^\s\\;]+)", PINS.read_text())
+    assert pinned == [__version__]
     for key, component in source_files().items():
         version = (component.get("parameters") or {}).get("version")
         if version is not None:
-            assert version["default"] == __version__, key
+            assert version["default"] == "", key
+    for path in ORB_SRC.rglob("*.yml"):
+        assert __version__ not in path.read_text().replace(f"@{__version__}", ""), path
+
+
+def test_the_pins_are_either_released_with_hashes_or_say_they_are_not() -> None:
+    text = PINS.read_text()
+    requirements = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if "# status: released" in text:
+        hashed = [line for line in requirements if "--hash=sha256:" in line]
+        assert hashed, "a released pins file hash-pins every requirement"
+    else:
+        assert "# status: unreleased" in text
+        assert "--hash" not in text
+        assert "not on PyPI yet" in text
+    bootstrap = re.search(r"(?m)^# bootstrap-pip: (https://\S+\.whl) sha256=[0-9a-f]{64}$", text)
+    assert bootstrap, "the pins name a pip wheel (URL and sha256) for Pythons without pip"
+    assert bootstrap.group(1).startswith("https://files.pythonhosted.org/")
 
 
 def test_run_steps_include_a_script_and_pass_parameters_only_as_environment() -> None:
@@ -213,6 +258,9 @@ def test_run_steps_include_a_script_and_pass_parameters_only_as_environment() ->
             env = run.get("environment", {})
             for var, value in env.items():
                 assert var.startswith("PARAM_"), f"{key}: {var}"
+                if var == "PARAM_PINS":
+                    assert value == "<<include(scripts/pins.txt)>>", key
+                    continue
                 for ref in re.findall(r"<<\s*([\w.-]+)\s*>>", str(value)):
                     assert ref == "pipeline.id" or (
                         ref.startswith("parameters.") and ref.split(".", 1)[1] in declared

@@ -1,6 +1,7 @@
-#!/bin/bash
+#!/bin/sh
 # Wait until every pipeline recorded in the workspace state file is finished, and fail
 # unless all of them succeeded. Writes a JUnit report for store_test_results.
+# POSIX sh: runs under bash (also 3.2 and --posix), dash and busybox sh alike.
 #
 # Environment (set by the orb):
 #   PARAM_WORKSPACE_DIR     the attached workspace root (state file: circleback/downstream.json)
@@ -8,68 +9,129 @@
 #   PARAM_TEST_RESULTS_DIR  the JUnit report goes to circleback/junit.xml under it
 #   PARAM_TOKEN_VAR         the NAME of the variable holding the CircleCI API token
 #   PARAM_CANCEL_DOWNSTREAM_ON_TIMEOUT  "true": on timeout, cancel what still runs downstream
+#   PARAM_REQUIRE_JOB       job names that must have run and succeeded in the downstream
+#                           pipelines, separated by commas or spaces (status --require-job)
 # Exit status is the CLI's: 0 all succeeded, 1 a downstream pipeline failed,
 # 2 bad input, 3 API error, 4 timed out.
 # NB: never write two '<' in a row here: CircleCI would read them as a parameter.
-set -euo pipefail
+set +x # never trace: the token is handled below (an inherited set -x, SHELLOPTS or BASH_ENV)
+set -eu
 
 die() {
-  local code=$1
+  code=$1
   shift
   echo "circleback: error: $*" >&2
   exit "$code"
 }
 
-strip_space() {
-  local value=$1
-  value="${value#"${value%%[![:space:]]*}"}"
-  printf '%s' "${value%"${value##*[![:space:]]}"}"
+strip() {
+  _s=$1
+  _s=${_s#"${_s%%[![:space:]]*}"}
+  _s=${_s%"${_s##*[![:space:]]}"}
+  printf '%s' "$_s"
 }
 
-expand_home() {
-  case "$1" in
-    \~) printf '%s' "$HOME" ;;
-    \~/*) printf '%s' "$HOME/${1#\~/}" ;;
+# Shell-quote $1 for display (what `printf %q` does in bash, in POSIX sh).
+quote() {
+  case $1 in
+    "" | *[!A-Za-z0-9_./=:,@%+-]*) printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")" ;;
     *) printf '%s' "$1" ;;
   esac
 }
 
-# Export CIRCLEBACK_TOKEN from the variable the token parameter names.
-load_token() {
-  local name
-  name="$(strip_space "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}")"
-  [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] ||
-    die 2 "the token parameter '$name' is not an environment variable name."
-  [ -n "${!name:-}" ] ||
-    die 2 "the environment variable $name (the token parameter) is empty or unset. Store a CircleCI personal API token as $name in the project's environment variables or in a context this job uses, or set the token parameter to the name of the variable that holds it."
-  export CIRCLEBACK_TOKEN="${!name}"
+# $1 with $NAME and ${NAME} replaced from the environment, as `circleci env subst` does; awk
+# stands in where the CircleCI CLI is absent (another CI, the local executor).
+env_subst() {
+  if command -v circleci >/dev/null 2>&1 &&
+    _out=$(printf '%s' "$1" | circleci env subst 2>/dev/null); then
+    printf '%s' "$_out"
+    return 0
+  fi
+  printf '%s' "$1" | awk '{
+    s = $0; out = ""
+    while (match(s, /[$]([{][A-Za-z_][A-Za-z0-9_]*[}]|[A-Za-z_][A-Za-z0-9_]*)/)) {
+      name = substr(s, RSTART + 1, RLENGTH - 1)
+      if (substr(name, 1, 1) == "{") name = substr(name, 2, length(name) - 2)
+      out = out substr(s, 1, RSTART - 1) ENVIRON[name]
+      s = substr(s, RSTART + RLENGTH)
+    }
+    printf "%s%s%s", (NR > 1 ? "\n" : ""), out, s
+  }'
 }
 
+# A parameter as the step received it, surrounding space removed, $VARs substituted.
+param() {
+  strip "$(env_subst "$1")"
+}
+
+# Export CIRCLEBACK_TOKEN from the variable the token parameter names (never traced).
+load_token() {
+  _name=$(strip "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}")
+  case $_name in
+    "" | [0-9]* | *[!A-Za-z0-9_]*) die 2 "the token parameter '$_name' is not an environment variable name." ;;
+  esac
+  eval "_token=\${$_name-}"
+  [ -n "$_token" ] ||
+    die 2 "the environment variable $_name (the token parameter) is empty or unset. Store a CircleCI personal API token as $_name in the project's environment variables or in a context this job uses, or set the token parameter to the name of the variable that holds it."
+  CIRCLEBACK_TOKEN=$_token
+  export CIRCLEBACK_TOKEN
+  unset _token
+}
+
+# The circleback that circleback/install chose comes first (sh does not read BASH_ENV).
 require_cli() {
+  if [ -x "$HOME/.circleback/bin/circleback" ]; then
+    PATH="$HOME/.circleback/bin:$PATH"
+  fi
   command -v circleback >/dev/null 2>&1 ||
     die 2 "circleback is not on PATH; run the circleback/install command before this step."
 }
 
-workspace="$(expand_home "$(strip_space "${PARAM_WORKSPACE_DIR:-$HOME/workspace}")")"
-results="$(expand_home "$(strip_space "${PARAM_TEST_RESULTS_DIR:-$HOME/test-results}")")"
-timeout="$(strip_space "${PARAM_TIMEOUT:-}")"
+# Print the command line (quoted, as a shell would read it), then run it.
+run_cli() {
+  _line="+ circleback"
+  for _arg in "$@"; do
+    _line="$_line $(quote "$_arg")"
+  done
+  printf '%s\n' "$_line"
+  circleback "$@"
+}
+
+# A path parameter, ~ expanded; refused when empty or holding control characters.
+path_param() {
+  _p=$(param "$2")
+  case $_p in
+    "") die 2 "the $1 parameter is empty; give a directory, e.g. ~/workspace." ;;
+    *[[:cntrl:]]*) die 2 "the $1 parameter holds a control character; give a plain directory." ;;
+    \~) _p=$HOME ;;
+    \~/*) _p="$HOME/${_p#\~/}" ;;
+  esac
+  printf '%s' "$_p"
+}
+
+workspace=$(path_param workspace_dir "${PARAM_WORKSPACE_DIR:-~/workspace}")
+results=$(path_param test_results_dir "${PARAM_TEST_RESULTS_DIR:-~/test-results}")
+timeout=$(param "${PARAM_TIMEOUT:-}")
+require_jobs=$(param "${PARAM_REQUIRE_JOB:-}")
 state_file="$workspace/circleback/downstream.json"
 junit="$results/circleback/junit.xml"
 
 [ -f "$state_file" ] ||
   die 2 "no state file at $state_file. Run circleback/trigger (or the trigger_pipeline command) earlier in this workflow with the same workspace_dir, and require it from this job."
 
-args=(status --state-file "$state_file" --junit "$junit")
-if [ -n "$timeout" ]; then args+=(--timeout "$timeout"); fi
-if [ "$(strip_space "${PARAM_CANCEL_DOWNSTREAM_ON_TIMEOUT:-false}")" = "true" ]; then
-  args+=(--cancel-downstream-on-timeout)
+set -- status --state-file "$state_file" --junit "$junit"
+if [ -n "$timeout" ]; then set -- "$@" --timeout "$timeout"; fi
+if [ "$(strip "${PARAM_CANCEL_DOWNSTREAM_ON_TIMEOUT:-false}")" = "true" ]; then
+  set -- "$@" --cancel-downstream-on-timeout
 fi
+set -f
+for job in $(printf '%s' "$require_jobs" | tr ',' ' '); do
+  set -- "$@" --require-job "$job"
+done
+set +f
 
 load_token
 require_cli
 mkdir -p "$(dirname "$junit")"
 echo "circleback: waiting for the downstream pipelines in $state_file"
-printf '+ circleback'
-printf ' %q' "${args[@]}"
-printf '\n'
-circleback "${args[@]}"
+run_cli "$@"

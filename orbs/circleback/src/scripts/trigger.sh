@@ -1,10 +1,13 @@
-#!/bin/bash
+#!/bin/sh
 # Trigger a pipeline of another project and record it in the workspace state file.
+# POSIX sh: runs under bash (also 3.2 and --posix), dash and busybox sh alike.
 #
 # Environment (set by the orb):
 #   PARAM_PROJECT_SLUG          the downstream project, e.g. gh/acme/project-b
 #   PARAM_BRANCH, PARAM_TAG     at most one of them; neither means the default branch
-#   PARAM_PARAMETERS            pipeline parameters, one KEY=VALUE a line ('#' lines skipped)
+#   PARAM_PARAMETERS            pipeline parameters, one KEY=VALUE a line ('#' lines skipped);
+#                               sent as written: values often carry pipeline parameters,
+#                               so they are never $VAR-substituted
 #   PARAM_DEFINITION_ID         optional pipeline definition id
 #   PARAM_CALLBACK_PARAMETER    the parameter that carries this pipeline's id to B
 #   PARAM_UPSTREAM_PIPELINE_ID  this pipeline's id (pipeline.id); the CLI falls back
@@ -14,90 +17,151 @@
 #   PARAM_MAX_DEPTH             refuse a cycle or a chain deeper than this (0: no check;
 #                               empty: the CLI's default)
 # NB: never write two '<' in a row here: CircleCI would read them as a parameter.
-set -euo pipefail
+set +x # never trace: the token is handled below (an inherited set -x, SHELLOPTS or BASH_ENV)
+set -eu
 
 die() {
-  local code=$1
+  code=$1
   shift
   echo "circleback: error: $*" >&2
   exit "$code"
 }
 
-strip_space() {
-  local value=$1
-  value="${value#"${value%%[![:space:]]*}"}"
-  printf '%s' "${value%"${value##*[![:space:]]}"}"
+strip() {
+  _s=$1
+  _s=${_s#"${_s%%[![:space:]]*}"}
+  _s=${_s%"${_s##*[![:space:]]}"}
+  printf '%s' "$_s"
 }
 
-expand_home() {
-  case "$1" in
-    \~) printf '%s' "$HOME" ;;
-    \~/*) printf '%s' "$HOME/${1#\~/}" ;;
+# Shell-quote $1 for display (what `printf %q` does in bash, in POSIX sh).
+quote() {
+  case $1 in
+    "" | *[!A-Za-z0-9_./=:,@%+-]*) printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")" ;;
     *) printf '%s' "$1" ;;
   esac
 }
 
-# Export CIRCLEBACK_TOKEN from the variable the token parameter names.
-load_token() {
-  local name
-  name="$(strip_space "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}")"
-  [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] ||
-    die 2 "the token parameter '$name' is not an environment variable name."
-  [ -n "${!name:-}" ] ||
-    die 2 "the environment variable $name (the token parameter) is empty or unset. Store a CircleCI personal API token as $name in the project's environment variables or in a context this job uses, or set the token parameter to the name of the variable that holds it."
-  export CIRCLEBACK_TOKEN="${!name}"
+# $1 with $NAME and ${NAME} replaced from the environment, as `circleci env subst` does; awk
+# stands in where the CircleCI CLI is absent (another CI, the local executor).
+env_subst() {
+  if command -v circleci >/dev/null 2>&1 &&
+    _out=$(printf '%s' "$1" | circleci env subst 2>/dev/null); then
+    printf '%s' "$_out"
+    return 0
+  fi
+  printf '%s' "$1" | awk '{
+    s = $0; out = ""
+    while (match(s, /[$]([{][A-Za-z_][A-Za-z0-9_]*[}]|[A-Za-z_][A-Za-z0-9_]*)/)) {
+      name = substr(s, RSTART + 1, RLENGTH - 1)
+      if (substr(name, 1, 1) == "{") name = substr(name, 2, length(name) - 2)
+      out = out substr(s, 1, RSTART - 1) ENVIRON[name]
+      s = substr(s, RSTART + RLENGTH)
+    }
+    printf "%s%s%s", (NR > 1 ? "\n" : ""), out, s
+  }'
 }
 
+# A parameter as the step received it, surrounding space removed, $VARs substituted.
+param() {
+  strip "$(env_subst "$1")"
+}
+
+# Export CIRCLEBACK_TOKEN from the variable the token parameter names (never traced).
+load_token() {
+  _name=$(strip "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}")
+  case $_name in
+    "" | [0-9]* | *[!A-Za-z0-9_]*) die 2 "the token parameter '$_name' is not an environment variable name." ;;
+  esac
+  eval "_token=\${$_name-}"
+  [ -n "$_token" ] ||
+    die 2 "the environment variable $_name (the token parameter) is empty or unset. Store a CircleCI personal API token as $_name in the project's environment variables or in a context this job uses, or set the token parameter to the name of the variable that holds it."
+  CIRCLEBACK_TOKEN=$_token
+  export CIRCLEBACK_TOKEN
+  unset _token
+}
+
+# The circleback that circleback/install chose comes first (sh does not read BASH_ENV).
 require_cli() {
+  if [ -x "$HOME/.circleback/bin/circleback" ]; then
+    PATH="$HOME/.circleback/bin:$PATH"
+  fi
   command -v circleback >/dev/null 2>&1 ||
     die 2 "circleback is not on PATH; run the circleback/install command before this step."
 }
 
-slug="$(strip_space "${PARAM_PROJECT_SLUG:-}")"
-branch="$(strip_space "${PARAM_BRANCH:-}")"
-tag="$(strip_space "${PARAM_TAG:-}")"
-definition_id="$(strip_space "${PARAM_DEFINITION_ID:-}")"
-callback="$(strip_space "${PARAM_CALLBACK_PARAMETER:-}")"
-upstream_id="$(strip_space "${PARAM_UPSTREAM_PIPELINE_ID:-}")"
-workspace="$(expand_home "$(strip_space "${PARAM_WORKSPACE_DIR:-$HOME/workspace}")")"
+# Print the command line (quoted, as a shell would read it), then run it.
+run_cli() {
+  _line="+ circleback"
+  for _arg in "$@"; do
+    _line="$_line $(quote "$_arg")"
+  done
+  printf '%s\n' "$_line"
+  circleback "$@"
+}
+
+# A path parameter, ~ expanded; refused when empty or holding control characters.
+path_param() {
+  _p=$(param "$2")
+  case $_p in
+    "") die 2 "the $1 parameter is empty; give a directory, e.g. ~/workspace." ;;
+    *[[:cntrl:]]*) die 2 "the $1 parameter holds a control character; give a plain directory." ;;
+    \~) _p=$HOME ;;
+    \~/*) _p="$HOME/${_p#\~/}" ;;
+  esac
+  printf '%s' "$_p"
+}
+
+slug=$(param "${PARAM_PROJECT_SLUG:-}")
+branch=$(param "${PARAM_BRANCH:-}")
+tag=$(param "${PARAM_TAG:-}")
+definition_id=$(param "${PARAM_DEFINITION_ID:-}")
+callback=$(param "${PARAM_CALLBACK_PARAMETER:-}")
+upstream_id=$(strip "${PARAM_UPSTREAM_PIPELINE_ID:-}")
+workspace=$(path_param workspace_dir "${PARAM_WORKSPACE_DIR:-~/workspace}")
 state_file="$workspace/circleback/downstream.json"
-max_depth="$(strip_space "${PARAM_MAX_DEPTH:-}")"
+max_depth=$(strip "${PARAM_MAX_DEPTH:-}")
 
 [ -n "$slug" ] ||
   die 2 "the project_slug parameter is empty; set it to the downstream project's slug, e.g. gh/acme/project-b."
 if [ -n "$branch" ] && [ -n "$tag" ]; then
   die 2 "set the branch or the tag parameter, not both (branch '$branch', tag '$tag')."
 fi
-if [ -n "$max_depth" ] && ! [[ "$max_depth" =~ ^[0-9]+$ ]]; then
-  die 2 "the max_depth parameter '$max_depth' is not a whole number (0 switches the check off)."
-fi
+case $max_depth in
+  *[!0-9]*) die 2 "the max_depth parameter '$max_depth' is not a whole number (0 switches the check off)." ;;
+esac
 
-args=(trigger "$slug")
-if [ -n "$branch" ]; then args+=(--branch "$branch"); fi
-if [ -n "$tag" ]; then args+=(--tag "$tag"); fi
+set -- trigger "$slug"
+if [ -n "$branch" ]; then set -- "$@" --branch "$branch"; fi
+if [ -n "$tag" ]; then set -- "$@" --tag "$tag"; fi
 
-while IFS= read -r line || [ -n "$line" ]; do
-  line="$(strip_space "$line")"
-  case "$line" in
+# One KEY=VALUE a line; the loop runs in this shell (not in a pipe's subshell) so that
+# it can add to the argument list.
+old_ifs=$IFS
+IFS='
+'
+set -f
+for line in ${PARAM_PARAMETERS:-}; do
+  line=$(strip "$line")
+  case $line in
     "" | "#"*) continue ;;
     =*) die 2 "the parameters line '$line' has no name before '='." ;;
-    *=*) args+=(--parameter "$line") ;;
+    *=*) set -- "$@" --parameter "$line" ;;
     *) die 2 "the parameters line '$line' is not KEY=VALUE (write one KEY=VALUE a line)." ;;
   esac
-done < <(printf '%s\n' "${PARAM_PARAMETERS:-}")
+done
+set +f
+IFS=$old_ifs
 
-if [ -n "$definition_id" ]; then args+=(--definition-id "$definition_id"); fi
-if [ -n "$upstream_id" ]; then args+=(--upstream-pipeline-id "$upstream_id"); fi
-if [ -n "$callback" ]; then args+=(--callback-parameter "$callback"); fi
-if [ -n "$max_depth" ]; then args+=(--max-depth "$max_depth"); fi
-args+=(--state-file "$state_file")
+if [ -n "$definition_id" ]; then set -- "$@" --definition-id "$definition_id"; fi
+if [ -n "$upstream_id" ]; then set -- "$@" --upstream-pipeline-id "$upstream_id"; fi
+if [ -n "$callback" ]; then set -- "$@" --callback-parameter "$callback"; fi
+if [ -n "$max_depth" ]; then set -- "$@" --max-depth "$max_depth"; fi
+set -- "$@" --state-file "$state_file"
 
 load_token
 require_cli
 mkdir -p "$(dirname "$state_file")"
 echo "circleback: triggering a pipeline of $slug"
-printf '+ circleback'
-printf ' %q' "${args[@]}"
-printf '\n'
-circleback "${args[@]}"
+run_cli "$@"
 echo "circleback: recorded in $state_file"
