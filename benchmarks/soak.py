@@ -131,7 +131,7 @@ def _check(emu: Emulator, workers: list[Worker]) -> list[str]:
     state = emu.state_dump()
     pipelines = [p for p in state["pipelines"] if p["project_slug"] == SLUG]
     seen = {pid: cycle for w in workers for pid, cycle in w.triggered.items()}
-    stored = {p["id"]: p["trigger_parameters"].get("cycle") for p in pipelines}
+    stored = {p["id"]: p["sent_parameters"].get("cycle") for p in pipelines}
     if set(stored) - set(seen):
         problems.append(f"{len(set(stored) - set(seen))} pipelines no client was told about")
     if set(seen) - set(stored):

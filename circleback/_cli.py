@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from circleback.client import CircleCIClient
     from circleback.progress import Reporter
     from circleback.relay.approve import FanIn
+    from circleback.relay.status import StatusReport
 
 log = logging.getLogger("circleback.cli")
 
@@ -221,16 +222,35 @@ def trigger(
         parameters=parameters,
         definition_id=definition_id,
     )
-    if state_file is not None and state_file.exists():
-        from circleback.relay import read_state
+    known: list[str] = []
+    if state_file is not None:
+        from circleback.relay.records import check_writable, read_state
 
-        read_state(state_file)  # refuse a broken state file before creating anything
+        # Refuse a broken or unwritable state file before anything is created: finding
+        # out after B exists would lose B's record, and a rerun would start B twice.
+        check_writable(state_file, what="--state-file")
+        if state_file.exists():
+            known = [d.pipeline_id for d in read_state(state_file)]
     with _client() as client:
         record = run_trigger(
-            client, request, sleep=RUNTIME.sleep, clock=RUNTIME.clock, max_depth=max_depth
+            client,
+            request,
+            sleep=RUNTIME.sleep,
+            clock=RUNTIME.clock,
+            max_depth=max_depth,
+            known_pipeline_ids=known,
         )
     if state_file is not None:
-        record_downstream(state_file, record)
+        try:
+            record_downstream(state_file, record)
+        except (OSError, errors.ConfigurationError) as exc:
+            _echo(json.dumps(record.to_json()) if as_json else record.pipeline_id)
+            raise errors.CirclebackError(
+                f"Triggered {record.project_slug} #{record.number} ({record.pipeline_id}), "
+                f"but could not record it in {str(state_file)!r}: {exc}.",
+                hint="Do not rerun the trigger (it would start B again): pass "
+                f"--pipeline-id {record.pipeline_id} to status instead.",
+            ) from None
     if as_json:
         _print_json(record.to_json())
     else:
@@ -266,6 +286,15 @@ def approve(
             "the others (from A's record) are done too."
         ),
     ] = False,
+    downstream_pipeline_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CIRCLE_PIPELINE_ID",
+            show_envvar=False,
+            help="This (downstream) pipeline's id, whose link to the upstream must be "
+            "proven before anything is released [default: $CIRCLE_PIPELINE_ID].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Release the upstream pipeline's approval job (run this in the downstream pipeline)."""
@@ -288,6 +317,7 @@ def approve(
             job_name=job_name,
             workflow_name=workflow_name,
             fan_in=_fan_in() if fan_in else None,
+            downstream_pipeline_id=downstream_pipeline_id,
             sleep=RUNTIME.sleep,
             clock=RUNTIME.clock,
         )
@@ -371,12 +401,18 @@ def status(
         bool,
         typer.Option(help="When --timeout passes, cancel the downstream workflows still going."),
     ] = False,
+    require_job: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Fail unless a downstream job of this name ran and succeeded (repeatable); "
+            "catches jobs that ended not_run inside a successful workflow."
+        ),
+    ] = None,
 ) -> None:
     """Wait for the downstream pipeline(s) to finish; fail unless every workflow succeeded."""
-    from circleback._files import write_text_atomically
     from circleback.relay import read_state, wait_for_downstream
-    from circleback.relay.report import junit_xml, summary
-    from circleback.relay.status import downstream_from_id
+    from circleback.relay.records import check_writable
+    from circleback.relay.status import StatusTimeout, downstream_from_id
     from circleback.validation import parse_uuid
 
     seconds = parse_duration(timeout)
@@ -388,7 +424,15 @@ def status(
     records = read_state(state_file) if state_file is not None else []
     if pipeline_id is not None:
         parse_uuid(pipeline_id, what="pipeline id")
+    required = [n.strip() for n in require_job or []]
+    if any(not n for n in required):
+        raise errors.ConfigurationError(
+            "--require-job is empty.", hint="Name a job of the downstream pipeline."
+        )
+    if junit is not None:
+        check_writable(junit, what="--junit")  # before a wait of up to --timeout
     with _client(seconds=seconds + CANCEL_SECONDS) as client:
+        so_far: StatusReport | None = None
         try:
             # --timeout holds inside a request too: a server that answers one byte at a
             # time is cut off at the deadline, not at the end of its answer.
@@ -403,11 +447,14 @@ def status(
                         timeout=seconds,
                         sleep=reporter.sleep,
                         clock=RUNTIME.clock,
+                        required_jobs=required,
                         progress=reporter.update,
                     )
                 finally:
                     reporter.close()
         except (errors.WaitTimeout, errors.DeadlinePassed) as caught:
+            if isinstance(caught, StatusTimeout):
+                so_far = caught.report
             exc = (
                 caught
                 if isinstance(caught, errors.WaitTimeout)
@@ -422,15 +469,33 @@ def status(
                     if canceled
                     else " Nothing downstream was still running to cancel."
                 )
+            if so_far is not None:
+                _report_status(so_far, junit, as_json)
             raise exc from None
-    if junit is not None:
-        write_text_atomically(junit, junit_xml(report))
+    _report_status(report, junit, as_json)
+    if not report.succeeded:
+        failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
+        failed += [f"required job {r.name}" for r in report.required if not r.succeeded]
+        raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
+
+
+def _report_status(report: StatusReport, junit: Path | None, as_json: bool) -> None:
+    """Summary, JSON and JUnit; a JUnit file that cannot be written is reported, never
+    allowed to hide the result or change the exit code."""
+    from circleback._files import write_text_atomically
+    from circleback.relay.report import junit_xml, summary
+
     _echo(summary(report), err=True)
     if as_json:
         _print_json(report.to_json())
-    if not report.succeeded:
-        failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
-        raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
+    if junit is not None:
+        try:
+            write_text_atomically(junit, _redacted(junit_xml(report)))
+        except OSError as exc:
+            log.error(
+                f"could not write the JUnit report to {str(junit)!r}: {exc.strerror or exc}",
+                extra={"hint": "The result above stands; fix the --junit path for next time."},
+            )
 
 
 # -- beyond the tutorial: sweep, trace -----------------------------------------------------
@@ -472,7 +537,7 @@ def sweep(
         )
     names = [n for n in (job_name or [DEFAULT_JOB_NAME]) if n.strip()]
     with _client() as client:
-        findings = run_sweep(
+        result = run_sweep(
             client,
             slug,
             job_names=names,
@@ -480,16 +545,26 @@ def sweep(
             cancel=cancel,
             dry_run=dry_run,
             max_pipelines=max_pipelines,
+            sleep=RUNTIME.sleep,
         )
-    for f in findings:
+    for f in result.findings:
         log.info(
             f"{f.action.value}: {slug} #{f.pipeline_number} {f.workflow_name} "
             f"({', '.join(f.holds)}): {f.reason}"
         )
-    if not findings:
+    for problem in result.problems:
+        log.warning(f"could not look: {problem}")
+    if not result.findings and not result.problems:
         log.info("no workflow of this project is held by a circleback hold")
     if as_json:
-        _print_json({"project_slug": slug, "findings": [f.to_json() for f in findings]})
+        _print_json(result.to_json(slug))
+    if not result.complete:
+        raise errors.CirclebackError(
+            "The sweep could not judge everything: see the findings marked could_not_judge "
+            "and the problems above. It carried on with the rest.",
+            hint="Run the sweep again once CircleCI answers; nothing it could not judge "
+            "was released.",
+        )
 
 
 @app.command()
@@ -625,6 +700,16 @@ def emulator(
             help="Allow a --host beyond loopback (anyone reaching it can approve jobs).",
         ),
     ] = False,
+    creation_delay: Annotated[
+        float, typer.Option(help="Seconds a triggered pipeline stays pending.")
+    ] = 0.0,
+    workflow_delay: Annotated[
+        float, typer.Option(help="Seconds more before its workflows appear.")
+    ] = 0.0,
+    switch: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=VALUE: a behaviour variant (see docs/emulator.md)."),
+    ] = None,
 ) -> None:
     """Serve the local CircleCI API emulator; prints its base URL on the first line.
 
@@ -632,7 +717,19 @@ def emulator(
     finish jobs, and the pipelines --start started.
     """
     from circleback.emulator.launch import run as run_emulator
+    from circleback.emulator.switches import Switches, parse_assignment
 
+    changes: dict[str, object] = {
+        "creation_delay": creation_delay,
+        "workflow_delay": workflow_delay,
+    }
+    try:
+        changes.update(parse_assignment(item) for item in switch or [])
+        Switches().updated(changes)
+    except ValueError as exc:
+        raise errors.ConfigurationError(
+            f"Bad emulator switch: {exc}.", hint="See docs/emulator.md for the switches."
+        ) from None
     run_emulator(
         host=host,
         port=port,
@@ -641,6 +738,7 @@ def emulator(
         page_size=page_size,
         start=list(start or []),
         allow_remote=allow_remote,
+        switches=changes,
     )
 
 

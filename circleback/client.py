@@ -25,7 +25,7 @@ from circleback import _core, _read, errors
 from circleback._core import DEFAULT_RETRY, RetryPolicy, Safety
 from circleback._read import DEFAULT_LIMITS, Limits, ListLimit
 from circleback._version import __version__
-from circleback.models import Artifact, Job, Pipeline, PipelineCreation, Workflow
+from circleback.models import Artifact, Job, Pipeline, PipelineConfig, PipelineCreation, Workflow
 from circleback.settings import DEFAULT_HOST, Settings, api_base_url
 from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid, segment
 
@@ -183,6 +183,20 @@ class CircleCIClient:
         pid = parse_uuid(pipeline_id, what="pipeline id")
         return self._call("GET", f"/pipeline/{segment(pid)}", _model(Pipeline, f"pipeline {pid}"))
 
+    def get_pipeline_config(self, pipeline_id: str) -> PipelineConfig:
+        """A pipeline's source and compiled config (``getPipelineConfigById``).
+
+        The compiled text is the one public place where a parameter's value can be read
+        back (``trigger_parameters`` does not carry them): ``circleback.relay.link``
+        proves who triggered whom from it.
+        """
+        pid = parse_uuid(pipeline_id, what="pipeline id")
+        return self._call(
+            "GET",
+            f"/pipeline/{segment(pid)}/config",
+            _model(PipelineConfig, f"the config of pipeline {pid}"),
+        )
+
     def list_project_pipelines(
         self, project_slug: str, *, branch: str | None = None
     ) -> Iterator[Pipeline]:
@@ -196,6 +210,28 @@ class CircleCIClient:
             what=f"pipelines of {slug}",
             limit=self.limits.pipelines,
         )
+
+    def project_pipelines_page(
+        self, project_slug: str, *, page_token: str | None = None, branch: str | None = None
+    ) -> tuple[list[Pipeline], str | None]:
+        """One page of a project's pipelines and the next page's token (None: the last).
+
+        For callers that must survive a page that keeps failing (``sweep`` retries it and
+        carries on with what it has) rather than lose the whole listing.
+        """
+        slug = parse_project_slug(project_slug)
+        what = f"pipelines of {slug}"
+        params = {"branch": branch} if branch else {}
+        if page_token:
+            params["page-token"] = page_token
+
+        def read(status: int, data: Any) -> tuple[list[Pipeline], str | None]:
+            page = _core.parse_page(data, what=what)
+            return [
+                self._validate(Pipeline, i, what=what) for i in page.items
+            ], page.next_page_token
+
+        return self._call("GET", f"/project/{slug.path}/pipeline", read, params=params)
 
     def list_pipeline_workflows(self, pipeline_id: str) -> Iterator[Workflow]:
         """Every workflow of a pipeline, reruns included (``listWorkflowsByPipelineId``)."""

@@ -101,6 +101,9 @@ def run_demo(*, fail_downstream: bool = False, out: TextIO | None = None) -> int
             say(f"Both run on circleback's embedded CircleCI emulator at {local.server.url};")
             say("every job runs here, in bash, with the circleback orb.")
             say()
+            # The timeline orders events to the millisecond; CircleCI's whole-second job
+            # timestamps (the emulator's realistic default) would jumble a 2 s demo.
+            local.emulator.set_switches(timestamps="millis")
             start = datetime.now(timezone.utc)
             local.trigger(UPSTREAM, branch="main")
             finished = local.executor.wait_idle(DEMO_TIMEOUT)

@@ -53,6 +53,8 @@ class WorkflowStatus(_Status):
     ON_HOLD = "on_hold"
     CANCELED = "canceled"
     UNAUTHORIZED = "unauthorized"
+    QUEUED = "queued"
+    """Waiting behind a serial group: documented on the workflows page, absent from the spec."""
 
 
 #: Workflow statuses that will not change by themselves (docs: workflows §states).
@@ -68,9 +70,16 @@ FINAL_WORKFLOW_STATUSES = frozenset(
     }
 )
 
-#: Statuses that mean "still going": everything else, known or not, is treated as final.
+#: Known statuses that mean "still going". A status in neither set is unknown: it is not
+#: final either (``circleback.relay.completion`` warns and keeps waiting, bounded by the
+#: caller's timeout), because taking a new "still going" status for final fails A early.
 ACTIVE_WORKFLOW_STATUSES = frozenset(
-    {WorkflowStatus.RUNNING, WorkflowStatus.FAILING, WorkflowStatus.ON_HOLD}
+    {
+        WorkflowStatus.RUNNING,
+        WorkflowStatus.FAILING,
+        WorkflowStatus.ON_HOLD,
+        WorkflowStatus.QUEUED,
+    }
 )
 
 
@@ -156,6 +165,24 @@ class Pipeline(_Model):
     """The ref it ran on (optional in the spec)."""
 
 
+class PipelineConfig(_Model):
+    """A pipeline's config (``GET /pipeline/{id}/config``, ``getPipelineConfigById``).
+
+    ``compiled`` has orbs expanded and pipeline parameters substituted, followed by the
+    source as ``#`` comments: a parameter's value appears in it only where the config
+    uses the parameter. Either text may be empty while the pipeline is being set up.
+    """
+
+    source: str = ""
+    """The config as committed."""
+    compiled: str = ""
+    """The processed config (values substituted); empty if processing failed."""
+    setup_config: str | None = Field(default=None, alias="setup-config")
+    """The setup config of a dynamic-config pipeline."""
+    compiled_setup_config: str | None = Field(default=None, alias="compiled-setup-config")
+    """The processed setup config."""
+
+
 class Workflow(_Model):
     """A workflow of a pipeline; a rerun is a new workflow with the same name."""
 
@@ -175,15 +202,22 @@ class Workflow(_Model):
     """That pipeline's number."""
     project_slug: str
     """The project it belongs to."""
+    tag: str | None = None
+    """``setup`` for the setup workflow of a dynamic config, else absent."""
 
     @property
     def is_final(self) -> bool:
-        """True unless the status is one that still changes (running, failing, on hold).
+        """True only for a known final status (success, failed, error, canceled, …).
 
-        An unknown status counts as final so that a wait never hangs on a value CircleCI
-        adds; it then fails the check, since only ``success`` passes.
+        An unknown status is not final: waiting on (bounded by a timeout) is safe, while
+        judging a status this code cannot read could pass or fail A wrongly.
         """
-        return self.status not in ACTIVE_WORKFLOW_STATUSES
+        return self.status in FINAL_WORKFLOW_STATUSES
+
+    @property
+    def is_setup(self) -> bool:
+        """True for the setup workflow of a dynamic config (it continues into others)."""
+        return self.tag == "setup"
 
 
 class Job(_Model):

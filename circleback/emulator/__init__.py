@@ -15,7 +15,7 @@ control API under ``/_emulator/`` and every decision not fixed by CircleCI's spe
         local.executor.wait_idle(60)
 """
 
-from circleback.emulator.core import DEFAULT_PAGE_SIZE, Emulator
+from circleback.emulator.core import DEFAULT_PAGE_SIZE, clock_following
 from circleback.emulator.executor import (
     JobRecord,
     LocalCircleCI,
@@ -24,7 +24,9 @@ from circleback.emulator.executor import (
     run_locally,
 )
 from circleback.emulator.faults import Fault, FaultKind
+from circleback.emulator.service import Emulator
 from circleback.emulator.state import EmulatorError, JobRun
+from circleback.emulator.switches import Switches
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -37,5 +39,7 @@ __all__ = [
     "LocalCircleCI",
     "LocalExecutor",
     "StepRecord",
+    "Switches",
+    "clock_following",
     "run_locally",
 ]

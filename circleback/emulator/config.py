@@ -30,11 +30,26 @@ _REQUIRE_STATUSES = frozenset(TERMINAL_STATUSES)
 
 #: Keys of a workflow job entry that steer the workflow rather than parameterise the job.
 WORKFLOW_ONLY_KEYS = frozenset(
-    {"requires", "filters", "name", "context", "matrix", "type", "post-steps", "pre-steps"}
+    {
+        "requires",
+        "filters",
+        "name",
+        "context",
+        "matrix",
+        "type",
+        "post-steps",
+        "pre-steps",
+        "serial-group",
+    }
 )
 
 _PARAMETER_TYPES = frozenset({"string", "boolean", "integer", "enum"})
 _REFERENCE = re.compile(r"<<\s*([A-Za-z0-9_.\-]+)\s*>>")
+
+#: Bounds on a parsed config (values counted with every alias expanded, nesting levels):
+#: far above any real config, far below what would stall the emulator.
+MAX_CONFIG_NODES = 200_000
+MAX_CONFIG_DEPTH = 64
 
 # CircleCI's documented limits on trigger parameters (spec: TriggerPipelineParameters).
 _MAX_PARAMETERS = 100
@@ -78,6 +93,9 @@ class JobSpec:
     """Invocation parameters: the entry's own keys plus matrix values."""
     pre_steps: tuple[Any, ...] = ()
     post_steps: tuple[Any, ...] = ()
+    serial_group: str | None = None
+    """The ``serial-group`` key (pipeline values substituted): one job of a group runs at a
+    time across the organization (docs: controlling-serial-execution)."""
 
 
 @dataclass(frozen=True)
@@ -88,19 +106,59 @@ class WorkflowSpec:
     jobs: tuple[JobSpec, ...]
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    """Parse the YAML file, raising ConfigError for anything CircleCI could not read."""
+def read_config(path: Path) -> str:
+    """The config file's text, raising ConfigError when CircleCI could not fetch it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"Unable to read config file {path.name}: {exc.strerror}") from exc
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"Unable to read config file {path.name}: {reason}") from exc
+
+
+def parse_config(text: str) -> dict[str, Any]:
+    """Parse config YAML, raising ConfigError for anything CircleCI could not read.
+
+    Configs arrive from API clients too (``POST /pipeline/continue``), so their size is
+    bounded as the emulator walks them: at most :data:`MAX_CONFIG_NODES` nodes counting every
+    alias expansion (a "billion laughs" document is refused, not expanded) and
+    :data:`MAX_CONFIG_DEPTH` levels.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"Unable to parse YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"Config nests deeper than {MAX_CONFIG_DEPTH} levels.") from None
     if not isinstance(data, dict):
         raise ConfigError("Config is not a YAML mapping.")
+    _check_size(data)
     return data
+
+
+def _check_size(data: Any) -> None:
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"Config has more than {MAX_CONFIG_NODES} values once expanded.")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"Config nests deeper than {MAX_CONFIG_DEPTH} levels.")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read and parse a config file (see :func:`read_config` and :func:`parse_config`)."""
+    return parse_config(read_config(path))
+
+
+def is_setup_config(config: Mapping[str, Any]) -> bool:
+    """``setup: true``: a dynamic config's setup phase (docs: dynamic-config)."""
+    return config.get("setup") is True
 
 
 def declared_parameters(config: Mapping[str, Any]) -> dict[str, ParameterSpec]:
@@ -363,6 +421,7 @@ def _compile_jobs(
                 parameters=params,
                 pre_steps=tuple(e.body.get("pre-steps") or ()),
                 post_steps=tuple(e.body.get("post-steps") or ()),
+                serial_group=_serial_group(e.name, e.body.get("serial-group")),
             )
         )
     kept = {
@@ -377,6 +436,14 @@ def _compile_jobs(
                 kept.discard(spec.name)
                 changed = True
     return [s for s in specs if s.name in kept]
+
+
+def _serial_group(job: str, raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"'serial-group' of job '{job}' must be a non-empty string.")
+    return raw.strip()
 
 
 def _split_entry(workflow: str, entry: Any) -> tuple[str, dict[str, Any]]:

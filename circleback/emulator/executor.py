@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import json
 import os
 import re
 import secrets
@@ -51,8 +52,8 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from circleback._version import __version__
-from circleback.emulator.core import Emulator
 from circleback.emulator.server import EmulatorServer, make_server
+from circleback.emulator.service import Emulator
 from circleback.emulator.state import EmulatorError, JobRun
 from circleback.emulator.steps import JobPlan, PlanError, PlannedStep, plan_job
 
@@ -220,6 +221,7 @@ class LocalExecutor:
         self._records: list[JobRecord] = []
         self._threads: list[threading.Thread] = []
         self._processes: set[subprocess.Popen[bytes]] = set()
+        self._continuation_keys: dict[str, str] = {}
         self._workspace_lock = threading.Lock()
         self._closed = threading.Event()
         self._notes = self._install_notes()
@@ -256,6 +258,8 @@ class LocalExecutor:
         )
         with self._cond:
             self._records.append(record)
+            if run.continuation_key is not None:
+                self._continuation_keys[run.job_id] = run.continuation_key
             if self._closed.is_set():
                 record.status = "canceled"
                 record.notes.append("the executor was closed before the job could run")
@@ -537,6 +541,8 @@ class LocalExecutor:
                 at.mkdir(parents=True, exist_ok=True)
                 shutil.copytree(job.workspace, at, dirs_exist_ok=True)
             return f"attached the workspace at {at}\n"
+        if planned.kind == "continuation":
+            return self._continue(record, planned, job)
         kind = "test-results" if planned.kind == "store_test_results" else "artifacts"
         source = job.resolve(_required(args, "path", planned.kind))
         if not source.exists():
@@ -556,6 +562,33 @@ class LocalExecutor:
         with self._cond:
             (record.test_results if kind == "test-results" else record.artifacts).extend(files)
         return "".join(f"stored {p.relative_to(job.directory)}\n" for p in files)
+
+    def _continue(self, record: JobRecord, planned: PlannedStep, job: _JobFiles) -> str:
+        """The continuation orb's ``continue``/``finish``: ``POST /pipeline/continue`` with
+        the job's ``CIRCLE_CONTINUATION_KEY``, the config file and the parameters (a JSON
+        object, or the path of a file holding one)."""
+        assert self._emulator is not None
+        key = self._continuation_keys.get(record.job_id)
+        if not key:
+            raise _StepFailed("no CIRCLE_CONTINUATION_KEY: this job is not in a setup workflow")
+        args = planned.args
+        if args.get("finish"):
+            configuration = '{"version": 2.1, "workflows": {}}'
+            parameters: Any = {}
+        else:
+            path = job.resolve(str(args["configuration_path"]))
+            try:
+                configuration = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise _StepFailed(f"cannot read {path}: {exc.strerror}") from None
+            parameters = _continuation_parameters(args.get("parameters"), job)
+        try:
+            self._emulator.continue_pipeline(key, configuration, parameters)
+        except EmulatorError as exc:
+            raise _StepFailed(
+                f"POST /pipeline/continue answered {exc.status}: {exc.message}"
+            ) from None
+        return "continued the pipeline\n" if not args.get("finish") else "finished setup\n"
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -589,6 +622,8 @@ class LocalExecutor:
             "CIRCLEBACK_HOST": self._host,
             "CIRCLE_TOKEN": self._token,
         }
+        if run.continuation_key is not None:
+            env["CIRCLE_CONTINUATION_KEY"] = run.continuation_key
         if run.tag is not None:
             env["CIRCLE_TAG"] = run.tag
         else:
@@ -732,6 +767,24 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def _continuation_parameters(raw: Any, job: _JobFiles) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    text = str(raw or "{}").strip()
+    if not text.startswith("{"):
+        try:
+            text = job.resolve(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise _StepFailed(f"cannot read the parameters file {text}: {exc.strerror}") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise _StepFailed("parameters is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise _StepFailed("parameters is not a JSON object")
+    return value
+
+
 def _required(args: Mapping[str, Any], key: str, kind: str) -> str:
     value = args.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -817,16 +870,24 @@ def run_locally(
     *,
     token: str | None = None,
     host: str = "127.0.0.1",
+    switches: Mapping[str, Any] | None = None,
     **executor_options: Any,
 ) -> Iterator[LocalCircleCI]:
     """Serve an emulator for ``projects`` on a free loopback port with an executor attached.
 
-    ``executor_options`` go to :class:`LocalExecutor`. On exit the executor is closed (its
-    running steps killed) and the server shut down.
+    ``switches`` go to the :class:`Emulator` (its behaviour variants and creation delays,
+    which the server's ticker honours in real time); ``executor_options`` go to
+    :class:`LocalExecutor`. On exit the executor is closed (its running steps killed) and
+    the server shut down.
     """
     token = token or secrets.token_hex(16)
     with LocalExecutor(token=token, **executor_options) as executor:
-        emulator = Emulator(projects=projects, tokens=(token,), on_job_start=executor.on_job_start)
+        emulator = Emulator(
+            projects=projects,
+            tokens=(token,),
+            on_job_start=executor.on_job_start,
+            switches=switches,
+        )
         with make_server(emulator, host=host) as server:
             executor.bind(emulator, server.url)
             try:

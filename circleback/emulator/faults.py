@@ -17,7 +17,8 @@ kind                what the client sees                                    acte
 ==================  =====================================================  =========
 
 ``latency_ms`` may accompany any kind. Faults match API requests only (never ``/_emulator/``),
-by method (``*`` for any) and a regular expression searched in the decoded path.
+by method (``*`` for any), a regular expression searched in the decoded path and, optionally,
+one searched in the raw query string.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ FaultKind = Literal[
     "lost_response",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+#: What a ``Retry-After`` value may hold: visible ASCII and spaces, nothing that ends a line.
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,200}")
 #: How long a ``slow`` response is held on a real socket: longer than any client timeout.
 DEFAULT_SLOW_SECONDS = 30.0
 
@@ -55,7 +58,11 @@ class Fault:
     body: Any = None
     latency_ms: int = 0
     seconds: float = DEFAULT_SLOW_SECONDS
+    query: str = ""
+    """A regular expression searched in the raw query string (``page-token=`` for a page
+    token that answers 404, as circleci-docs#6472 reports)."""
     _pattern: re.Pattern[str] = field(init=False, repr=False)
+    _query: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -66,18 +73,29 @@ class Fault:
             raise ValueError("count must be at least 1 (or null for every request)")
         if self.latency_ms < 0 or self.seconds < 0:
             raise ValueError("latency_ms and seconds cannot be negative")
+        if self.retry_after is not None and not _HEADER_VALUE.fullmatch(self.retry_after):
+            # A CR or LF here would let the fault write headers of its own (injection).
+            raise ValueError(
+                "retry_after must be printable text without control characters, such as 3 or a date"
+            )
         self.method = self.method.upper()
         self._pattern = re.compile(self.path)
+        self._query = re.compile(self.query)
 
-    def matches(self, method: str, path: str) -> bool:
-        return self.method in ("*", method) and self._pattern.search(path) is not None
+    def matches(self, method: str, path: str, query: str = "") -> bool:
+        return (
+            self.method in ("*", method)
+            and self._pattern.search(path) is not None
+            and self._query.search(query) is not None
+        )
 
     def status_body(self) -> Any:
-        """Body of a ``status`` fault: the given one, or CircleCI's usual message."""
+        """Body of a ``status`` fault: the given one, or CircleCI's usual message. A string
+        is sent as ``text/plain``."""
         if self.body is not None:
             return self.body
         if self.status == 429:
-            return {"message": "Rate limit exceeded."}
+            return "Rate limited."  # plain text, as captured (observed/errors-4.txt)
         try:
             return {"message": HTTPStatus(self.status or 500).phrase}
         except ValueError:
@@ -88,6 +106,7 @@ class Fault:
             "kind": self.kind,
             "method": self.method,
             "path": self.path,
+            "query": self.query,
             "count": self.remaining,
             "status": self.status,
             "retry_after": self.retry_after,
@@ -101,7 +120,7 @@ def fault_from_json(data: Any) -> Fault:
     """Build a fault from the control API's JSON; ValueError says what is wrong."""
     if not isinstance(data, dict):
         raise ValueError("body must be a JSON object")
-    known = {"kind", "method", "path", "count", "status", "retry_after", "body"}
+    known = {"kind", "method", "path", "query", "count", "status", "retry_after", "body"}
     known |= {"latency_ms", "seconds"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -112,6 +131,7 @@ def fault_from_json(data: Any) -> Fault:
             kind=data.get("kind", ""),
             method=str(data.get("method", "*")),
             path=str(data.get("path", "")),
+            query=str(data.get("query", "")),
             remaining=None if data.get("count", 1) is None else int(data.get("count", 1)),
             status=None if data.get("status") is None else int(data["status"]),
             retry_after=None if retry_after is None else str(retry_after),

@@ -18,6 +18,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from circleback import errors
 from circleback.emulator import Emulator
@@ -197,9 +198,14 @@ def run(
     page_size: int = DEFAULT_PAGE_SIZE,
     start: Sequence[str] = (),
     allow_remote: bool = False,
+    switches: Mapping[str, Any] | None = None,
     out: Callable[[str], None] | None = None,
 ) -> None:
-    """Check everything, bind, announce, start root pipelines, serve until Ctrl-C."""
+    """Check everything, bind, announce, start root pipelines, serve until Ctrl-C.
+
+    ``switches`` pick the emulator's behaviour variants (``circleback.emulator.switches``);
+    ``POST /_emulator/projects`` may then only point at configs beside those given here.
+    """
     projects = parse_projects(project_items)
     roots = check_start(start, projects)
     if page_size < 1:
@@ -207,7 +213,8 @@ def run(
             "--page-size must be at least 1.", hint="Pass --page-size 20 (CircleCI's)."
         )
     check_bind(host, port, allow_remote=allow_remote)
-    emulator = Emulator(projects=projects, tokens=tokens, page_size=page_size)
+    emulator = Emulator(projects=projects, tokens=tokens, page_size=page_size, switches=switches)
+    emulator.config_roots = tuple({path.resolve().parent for path in projects.values()})
     server = bind(emulator, host, port)
     try:
         url = local_url(server, host)

@@ -16,12 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-from circleback.emulator.core import DEFAULT_PAGE_SIZE, Emulator
+from circleback.emulator.core import DEFAULT_PAGE_SIZE
 from circleback.emulator.faults import FaultSignal
+from circleback.emulator.service import Emulator
 from circleback.emulator.state import JobRun
 from circleback.emulator.web import with_web_pages
 
@@ -82,8 +84,17 @@ class _Handler(WSGIRequestHandler):
         return result
 
 
+#: How often a served emulator moves pending pipelines on (creation and workflow delays).
+TICK_SECONDS = 0.05
+
+
 class EmulatorServer:
-    """An emulator listening on a socket; ``url`` is where, ``url + "/api/v2"`` the API."""
+    """An emulator listening on a socket; ``url`` is where, ``url + "/api/v2"`` the API.
+
+    Serving over a socket makes the emulator reachable by other programs, so: with tokens,
+    the control API asks for one too; only the loopback names and the bound host are
+    answered (DNS rebinding); and a ticker thread carries pending pipelines forward.
+    """
 
     def __init__(self, emulator: Emulator, host: str, port: int) -> None:
         server_class = _IPv6Server if ":" in host else _ThreadingWSGIServer
@@ -92,18 +103,34 @@ class EmulatorServer:
         self._server.set_app(with_web_pages(emulator.app, emulator.state_dump))
         self.emulator = emulator
         self._thread: threading.Thread | None = None
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
         bound_host, bound_port = self._server.server_address[:2]
         if isinstance(bound_host, bytes):
             bound_host = bound_host.decode()
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
+        emulator.require_control_token = True
+        emulator.allowed_hosts |= {host.lower().strip("[]"), str(bound_host).lower()}
 
     @property
     def api_url(self) -> str:
         return f"{self.url}/api/v2"
 
     def serve_forever(self) -> None:
+        self._start_ticker()
         self._server.serve_forever(poll_interval=0.1)
+
+    def _start_ticker(self) -> None:
+        if self._ticker is None:
+            self._ticker = threading.Thread(
+                target=self._tick_forever, name="circleback-emulator-ticker", daemon=True
+            )
+            self._ticker.start()
+
+    def _tick_forever(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            self.emulator.tick()
 
     def start_in_thread(self) -> threading.Thread:
         """Serve from a daemon thread (once); returns that thread."""
@@ -116,6 +143,10 @@ class EmulatorServer:
 
     def shutdown(self) -> None:
         """Stop serving and close the socket; requests in flight are abandoned."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -148,10 +179,23 @@ def serve(
     page_size: int = DEFAULT_PAGE_SIZE,
     *,
     on_job_start: Callable[[JobRun], None] | None = None,
+    switches: Mapping[str, Any] | None = None,
 ) -> None:
-    """Serve until interrupted; the first line on stdout is the base URL, for scripts."""
+    """Serve until interrupted; the first line on stdout is the base URL, for scripts.
+
+    ``switches`` (names as in :class:`~circleback.emulator.switches.Switches`) pick the
+    behaviour variants. ``POST /_emulator/projects`` may then only point at configs under
+    the directories of ``projects``.
+    """
     emulator = Emulator(
-        projects=projects, tokens=tokens, page_size=page_size, on_job_start=on_job_start
+        projects=projects,
+        tokens=tokens,
+        page_size=page_size,
+        on_job_start=on_job_start,
+        switches=switches,
+    )
+    emulator.config_roots = tuple(
+        {Path(path).resolve().parent for path in (projects or {}).values()}
     )
     server = make_server(emulator, host, port)
     print(server.url, flush=True)

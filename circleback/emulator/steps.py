@@ -35,6 +35,7 @@ __all__ = [
     "condition_holds",
     "is_circleback_orb",
     "pipeline_values",
+    "plan_invocation",
     "plan_job",
 ]
 
@@ -54,6 +55,9 @@ SKIPPED_STEPS: Mapping[str, str] = {
 STEP_WHEN = ("on_success", "always", "on_fail")
 #: The orb that is loaded from circleback's own packed source, whatever version is pinned.
 CIRCLEBACK_ORB = "circleback/circleback"
+#: CircleCI's continuation orb: its ``continue`` and ``finish`` commands become the built-in
+#: ``continuation`` step (docs: dynamic-config; orb: circleci/continuation).
+CONTINUATION_ORB = "circleci/continuation"
 
 _DEFAULT_NAMES = {
     "persist_to_workspace": "Persisting to workspace",
@@ -124,6 +128,8 @@ def is_circleback_orb(reference: str) -> bool:
 
 def pipeline_values(run: JobRun) -> dict[str, Any]:
     """The ``<< pipeline.* >>`` values of the job's pipeline (docs: pipeline-variables)."""
+    if run.pipeline_values is not None:
+        return dict(run.pipeline_values)
     values: dict[str, Any] = {
         "pipeline.id": run.pipeline_id,
         "pipeline.number": run.pipeline_number,
@@ -168,26 +174,61 @@ def plan_job(run: JobRun, orb: Mapping[str, Any]) -> JobPlan:
 
     Raises :class:`PlanError` for a config CircleCI would refuse to compile.
     """
-    return _Planner(run, orb).plan()
+    return plan_invocation(
+        run.config,
+        run.job_ref,
+        run.parameters,
+        pre_steps=run.pre_steps,
+        post_steps=run.post_steps,
+        pipeline=pipeline_values(run),
+        orb=orb,
+    )
+
+
+def plan_invocation(
+    config: Mapping[str, Any],
+    job_ref: str,
+    parameters: Mapping[str, Any],
+    *,
+    pre_steps: tuple[Any, ...],
+    post_steps: tuple[Any, ...],
+    pipeline: Mapping[str, Any],
+    orb: Mapping[str, Any],
+) -> JobPlan:
+    """Compile one job invocation of a workflow: the compiler both the executor and
+    ``GET /pipeline/{id}/config`` use (:mod:`circleback.emulator.compiled`)."""
+    return _Planner(config, job_ref, parameters, pre_steps, post_steps, pipeline, orb).plan()
 
 
 class _Planner:
     """Holds what every level of expansion needs: the pipeline's values and the notes."""
 
-    def __init__(self, run: JobRun, orb: Mapping[str, Any]) -> None:
-        self.run = run
-        self.pipeline = pipeline_values(run)
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        job_ref: str,
+        parameters: Mapping[str, Any],
+        pre_steps: tuple[Any, ...],
+        post_steps: tuple[Any, ...],
+        pipeline: Mapping[str, Any],
+        orb: Mapping[str, Any],
+    ) -> None:
+        self.job_ref = job_ref
+        self.parameters = parameters
+        self.pre_steps = pre_steps
+        self.post_steps = post_steps
+        self.pipeline = dict(pipeline)
         self.notes: list[str] = []
         self.orb = orb
-        self.config_scope = self._scope("config", run.config)
+        self.config_scope = self._scope("config", config)
 
     def plan(self) -> JobPlan:
-        resolved = self._resolve(self.config_scope, self.run.job_ref, kind="jobs")
+        resolved = self._resolve(self.config_scope, self.job_ref, kind="jobs")
         if isinstance(resolved, str):
             return JobPlan(steps=(), skip_reason=resolved)
         definition, scope = resolved
-        where = f"job {self.run.job_ref}"
-        values = self._bind(definition.get("parameters"), self.run.parameters, where)
+        where = f"job {self.job_ref}"
+        values = self._bind(definition.get("parameters"), self.parameters, where)
         body = self._substitute(
             {k: v for k, v in definition.items() if k != "parameters"}, values, where
         )
@@ -195,12 +236,12 @@ class _Planner:
             if key in body:
                 self.notes.append(f"{key} ignored: the job runs on this machine, in bash")
         steps: list[PlannedStep] = []
-        pre = self._substitute(list(self.run.pre_steps), {}, "pre-steps")
+        pre = self._substitute(list(self.pre_steps), {}, "pre-steps")
         self._expand(pre, self.config_scope, "pre-steps", 0, steps)
         if not isinstance(body.get("steps"), list):
             raise PlanError(f"{where} has no steps list.")
-        self._expand(body["steps"], scope, self.run.job_ref, 0, steps)
-        post = self._substitute(list(self.run.post_steps), {}, "post-steps")
+        self._expand(body["steps"], scope, self.job_ref, 0, steps)
+        post = self._substitute(list(self.post_steps), {}, "post-steps")
         self._expand(post, self.config_scope, "post-steps", 0, steps)
         environment = _environment(_primary_container_environment(body), where)
         environment.update(_environment(body.get("environment"), where))
@@ -330,6 +371,10 @@ class _Planner:
         depth: int,
         out: list[PlannedStep],
     ) -> None:
+        continuation = self._continuation_step(scope, name, args, origin)
+        if continuation is not None:
+            out.append(continuation)
+            return
         resolved = self._resolve(scope, name, kind="commands")
         if isinstance(resolved, str):
             out.append(_skipped(name, args, origin, resolved))
@@ -340,6 +385,33 @@ class _Planner:
         values = self._bind(definition.get("parameters"), given, where)
         body = self._substitute(definition.get("steps"), values, where)
         self._expand(body, command_scope, f"{origin} > {name}", depth + 1, out)
+
+    def _continuation_step(
+        self, scope: _Scope, name: str, args: Any, origin: str
+    ) -> PlannedStep | None:
+        """``continue`` / ``finish`` of CircleCI's continuation orb, as a built-in step:
+        the executor posts to ``/pipeline/continue`` itself (the orb would use curl)."""
+        prefix, sep, command = name.partition("/")
+        target = scope.orbs.get(prefix) if sep else None
+        if not isinstance(target, str) or target.split("@")[0].strip() != CONTINUATION_ORB:
+            return None
+        if command not in ("continue", "finish"):
+            return None
+        arguments = _mapping(args, f"{origin}: {name}") if args is not None else {}
+        planned = {
+            "configuration_path": str(arguments.get("configuration_path") or ""),
+            "parameters": arguments.get("parameters", "{}"),
+            "finish": command == "finish",
+        }
+        if command == "continue" and not planned["configuration_path"]:
+            raise PlanError(f"{origin}: {name} needs configuration_path.")
+        return PlannedStep(
+            kind="continuation",
+            name=str(arguments.get("name") or f"Continue the pipeline ({command})"),
+            args=planned,
+            when=_when(arguments, origin),
+            origin=origin,
+        )
 
 
 def _run_step(args: Any, origin: str) -> PlannedStep:

@@ -17,18 +17,18 @@ from circleback.emulator.faults import FaultSignal
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from circleback.emulator.core import Emulator
+    from _typeshed.wsgi import WSGIApplication
 
 
 class EmulatorTransport(httpx.BaseTransport):
-    """Send each request to ``emulator.app`` with its raw path, mapping fault signals."""
+    """Send each request to the emulator's WSGI ``app`` with its raw path, mapping faults."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self._emulator = emulator
+    def __init__(self, app: WSGIApplication) -> None:
+        self._app = app
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         raw_target = request.url.raw_path.decode("ascii")
-        app = self._emulator.app
+        app = self._app
 
         def with_raw_target(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             environ["RAW_URI"] = raw_target

@@ -6,6 +6,12 @@ every page of jobs, approves only a job of ``type: approval`` that is ``on_hold`
 "already approved" as success (a matrix of B approves N times), and refuses to act on a
 pipeline whose project is not on the allow-list: B's token can approve anything it can
 reach, so a forged ``triggering-pipeline-id`` must not point it at, say, a deploy gate.
+
+The allow-list only narrows which projects may ever be released; it proves nothing. A
+hold is released only when this B pipeline is proven to be one A triggered
+(``circleback.relay.link``): A's trigger record in the hold's workflow lists it, or B's
+compiled config carries A's id and A's record does not contradict it. Otherwise nothing
+is released and the error says why.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from circleback import errors
 from circleback.client import CircleCIClient
-from circleback.models import Job, JobStatus, JobType, PipelineState, Workflow
-from circleback.relay.discovery import downstream_of_workflow
+from circleback.models import Job, JobStatus, JobType, Workflow
+from circleback.relay import completion, link
+from circleback.relay.discovery import downstream_from_jobs
+from circleback.relay.records import Downstream
 from circleback.validation import parse_uuid
 
 logger = logging.getLogger("circleback.relay")
@@ -153,13 +161,17 @@ def approve(
     workflow_name: str | None = None,
     hold_wait: float = DEFAULT_HOLD_WAIT,
     fan_in: FanIn | None = None,
+    downstream_pipeline_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ApproveResult:
     """Release A's hold job named ``job_name``; see the module docstring for the rules.
 
-    With ``fan_in``, the hold is shared by several downstream pipelines and is released
-    by the last of them to finish (see ``FanIn``).
+    ``downstream_pipeline_id`` is this (B's) pipeline id, the one whose link to A must be
+    proven (``$CIRCLE_PIPELINE_ID`` in the CLI); without it nothing can be proven and
+    nothing is released (``link.LinkNotProven``, exit 3). With ``fan_in``, the hold is
+    shared by several downstream pipelines and is released by the last of them to finish
+    (see ``FanIn``).
     """
     if not upstream_pipeline_id or not upstream_pipeline_id.strip():
         return ApproveResult(Outcome.NOT_TRIGGERED)
@@ -173,10 +185,14 @@ def approve(
         )
     if not job_name.strip():
         raise errors.ConfigurationError("--job-name is empty.", hint="Name A's approval job.")
+    own = fan_in.own_pipeline_id if fan_in is not None else downstream_pipeline_id
+    own = parse_uuid(own, what="downstream pipeline id") if own and own.strip() else ""
     deadline = clock() + hold_wait
     delay = 2.0
     while True:
-        result = _find_and_approve(client, pipeline_id, patterns, job_name, workflow_name, fan_in)
+        result = _find_and_approve(
+            client, pipeline_id, patterns, job_name, workflow_name, fan_in, own
+        )
         if result is not None:
             return result
         if clock() + delay > deadline:
@@ -196,6 +212,7 @@ def _find_and_approve(
     job_name: str,
     workflow_name: str | None,
     fan_in: FanIn | None = None,
+    own: str = "",
 ) -> ApproveResult | None:
     """One pass over A's workflows; None means "the hold exists but is not on hold yet"."""
     workflows = list(client.list_pipeline_workflows(pipeline_id))
@@ -230,8 +247,14 @@ def _find_and_approve(
     candidates.sort(key=lambda w: w.is_final)
     seen: list[tuple[Workflow, Job]] = []
     approvals: list[tuple[Workflow, Job]] = []
+    holds: list[tuple[Workflow, Job, list[Downstream]]] = []
     for wf in candidates:
-        for job in client.list_workflow_jobs(wf.id):
+        if holds and wf.is_final:
+            break  # a finished workflow holds nothing left to release
+        listed: list[Job] = []
+        jobs = iter(client.list_workflow_jobs(wf.id))
+        for job in jobs:
+            listed.append(job)
             if job.type == JobType.APPROVAL:
                 approvals.append((wf, job))
             if job.name != job_name:
@@ -243,44 +266,118 @@ def _find_and_approve(
                 )
                 continue
             if job.status == JobStatus.ON_HOLD:
-                pending = _pending_siblings(client, wf, fan_in) if fan_in else []
-                if pending:
-                    return ApproveResult(
-                        Outcome.LEFT_FOR_SIBLINGS,
-                        pipeline_id,
-                        project,
-                        wf,
-                        job,
-                        (
-                            "Leaving the shared hold to the last downstream pipeline; still "
-                            f"running: {', '.join(pending)}.",
-                        ),
-                    )
-                return _release(client, wf, job, project, pipeline_id)
-            seen.append((wf, job))
+                holds.append((wf, job, _records(client, wf, listed, jobs, own)))
+            else:
+                seen.append((wf, job))
             break
+        if holds and _lists(holds[-1][2], own):
+            break  # the workflow whose record names this B: no need to look further
+    chosen, refused = _choose(client, pipeline_id, own, holds)
+    if chosen is not None:
+        wf, job, records = chosen
+        pending = _pending_siblings(client, records, fan_in) if fan_in else []
+        if pending:
+            return ApproveResult(
+                Outcome.LEFT_FOR_SIBLINGS,
+                pipeline_id,
+                project,
+                wf,
+                job,
+                (
+                    "Leaving the shared hold to the last downstream pipeline; still "
+                    f"running: {', '.join(pending)}.",
+                ),
+            )
+        return _release(client, wf, job, project, pipeline_id)
+    if refused is not None and not seen:
+        hold, proof = refused
+        link.require(proof, f"release {hold.name!r} of {project} pipeline {pipeline_id}")
     return _judge_without_hold(seen, approvals, project, pipeline_id, job_name, workflow_name)
 
 
-def _pending_siblings(client: CircleCIClient, wf: Workflow, fan_in: FanIn) -> list[str]:
-    """The sibling downstream pipelines (from A's record) that still have work to do."""
+def _lists(records: Sequence[Downstream], own: str) -> bool:
+    return bool(own) and any(r.pipeline_id.lower() == own.lower() for r in records)
+
+
+def _choose(
+    client: CircleCIClient,
+    pipeline_id: str,
+    own: str,
+    holds: list[tuple[Workflow, Job, list[Downstream]]],
+) -> tuple[tuple[Workflow, Job, list[Downstream]] | None, tuple[Job, link.Link] | None]:
+    """The hold this B may release, or why none: a hold whose workflow's record lists B
+    first; else the first whose link B's compiled config proves (its workflow keeps no
+    record that contradicts it). B's config is read at most once."""
+    for hold in holds:
+        if _lists(hold[2], own):
+            return hold, None
+    evidence: link.ConfigEvidence | None = None
+    refused: tuple[Job, link.Link] | None = None
+    for hold in holds:
+        _, job, records = hold
+        if not records and own and evidence is None:
+            evidence = link.read_config_evidence(client, own)
+        proof = link.judge_approval(pipeline_id, own, records, None if records else evidence)
+        if proof.proven:
+            return hold, None
+        refused = refused or (job, proof)
+    return None, refused
+
+
+def _records(
+    client: CircleCIClient, wf: Workflow, listed: list[Job], rest: Iterator[Job], own: str
+) -> list[Downstream]:
+    """A's trigger records in the hold's workflow.
+
+    The jobs listed before the hold come first (the trigger job precedes the hold it
+    feeds); only when their records do not already name this B is the rest of the list
+    read. A list that never ends is read up to the client's cap and judged on what it
+    gave: a record can then only be missing, which proves nothing and releases nothing.
+    """
+    records = downstream_from_jobs(client, wf.project_slug, listed)
+    if own and any(r.pipeline_id.lower() == own.lower() for r in records):
+        return records
+    before = len(listed)
+    try:
+        listed.extend(rest)
+    except errors.PaginationLoop as exc:
+        logger.warning(
+            "A's job list did not end; judging its record from the jobs read",
+            extra={"workflow": wf.name, "why": exc.message},
+        )
+    more = downstream_from_jobs(client, wf.project_slug, listed[before:])
+    known = {r.pipeline_id for r in records}
+    return [*records, *(r for r in more if r.pipeline_id not in known)]
+
+
+def _pending_siblings(
+    client: CircleCIClient, records: Sequence[Downstream], fan_in: FanIn
+) -> list[str]:
+    """The sibling downstream pipelines (from A's record) that still have work to do.
+
+    Judged by the shared completion rule; a sibling that waits only for its own callback
+    job (running, like ours) counts as done, so two siblings finishing together both
+    release instead of each waiting for the other.
+    """
     pending: list[str] = []
-    for record in downstream_of_workflow(client, wf):
-        if record.pipeline_id == fan_in.own_pipeline_id:
+    for record in records:
+        if record.pipeline_id.lower() == fan_in.own_pipeline_id.lower():
             continue
-        pipeline = client.get_pipeline(record.pipeline_id)
-        if pipeline.state == PipelineState.ERRORED:
+        _, verdict = completion.look(client, record.pipeline_id)
+        name = f"{record.project_slug} #{record.number}"
+        if verdict.done:
             continue
-        for sibling_wf in client.list_pipeline_workflows(pipeline.id):
-            if sibling_wf.is_final:
-                continue
+        if not verdict.waiting_only_on_workflows:
+            pending.append(f"{name} ({verdict.reason})")
+            continue
+        for sibling_wf in verdict.active:
             busy = [
                 j.name
                 for j in client.list_workflow_jobs(sibling_wf.id)
                 if j.status not in _SETTLED_JOB_STATUSES and j.name != fan_in.callback_job
             ]
             if busy:
-                pending.append(f"{record.project_slug} #{record.number} ({', '.join(busy)})")
+                pending.append(f"{name} ({', '.join(busy)})")
                 break
     return pending
 

@@ -2,7 +2,9 @@
 
 A records each downstream pipeline in a small JSON state file that its trigger job
 persists to the workspace and its check job reads back. Several triggers into one file
-accumulate, one entry per downstream project: that is how fan-out is recorded.
+accumulate, one entry per downstream *pipeline* (two triggers into the same project are
+two entries): that is how fan-out is recorded. Writers take an exclusive lock on the
+file's directory around read-modify-write, so concurrent triggers never lose a record.
 
 Format (version 1)::
 
@@ -12,7 +14,11 @@ Format (version 1)::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -133,11 +139,60 @@ def _entry(item: Any, source: str, hint: str) -> Downstream:
 
 
 def record_downstream(path: Path, record: Downstream) -> None:
-    """Add ``record`` to the state file, replacing an earlier entry for the same project.
+    """Add ``record`` to the state file, replacing an earlier entry for the same pipeline.
 
-    Written atomically, so a crash never leaves half a file.
+    Read, changed and written under an exclusive lock on the file's directory, and
+    written atomically, so neither a concurrent writer nor a crash loses a record.
     """
-    existing = read_state(path) if path.exists() else []
-    kept = [d for d in existing if d.project_slug != record.project_slug]
-    document = {"version": STATE_VERSION, "downstream": [d.to_json() for d in [*kept, record]]}
-    write_text_atomically(path, json.dumps(document, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path.parent):
+        existing = read_state(path) if path.exists() else []
+        kept = [d for d in existing if d.pipeline_id.lower() != record.pipeline_id.lower()]
+        document = {
+            "version": STATE_VERSION,
+            "downstream": [d.to_json() for d in [*kept, record]],
+        }
+        write_text_atomically(path, json.dumps(document, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive advisory lock on a directory (``flock``), for the read-modify-write."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no flock; atomic writes still hold
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def check_writable(path: Path, *, what: str) -> None:
+    """Raise ``ConfigurationError`` (exit 2) unless a file can be written at ``path``.
+
+    Checked by creating (and removing) a file beside it, since permission bits say
+    nothing for root and nothing about a read-only file system. Missing directories are
+    created, as writing the file would.
+    """
+    hint = f"Point {what} at a file in a writable directory."
+    if path.is_dir():
+        raise ConfigurationError(f"{what} {str(path)!r} is a directory.", hint=hint)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".circleback-probe-", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+        if path.exists():
+            with path.open("a", encoding="utf-8"):
+                pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{what} {str(path)!r} cannot be written ({exc.strerror or type(exc).__name__}). "
+            "Nothing was done.",
+            hint=hint,
+        ) from None

@@ -21,13 +21,23 @@ def summary(report: StatusReport) -> str:
     """A few lines a person reads at a glance: per pipeline and workflow, status and link."""
     lines: list[str] = []
     for p in report.pipelines:
-        mark = "ok" if p.succeeded else "FAILED"
-        lines.append(f"{mark:6} {p.project_slug} pipeline #{p.number}  {p.url}")
-        lines.extend(f"         error: {e}" for e in p.errors)
+        mark = "ok" if p.succeeded else ("RUNNING" if not p.finished else "FAILED")
+        lines.append(f"{mark:7} {p.project_slug} pipeline #{p.number}  {p.url}")
+        if p.waiting:
+            lines.append(f"          still waiting: {p.waiting}")
+        lines.extend(f"          error: {e}" for e in p.errors)
         for w in p.workflows:
-            lines.append(f"         {w.name}: {w.status}{_duration(w)}  {w.url}")
-            lines.extend(f"           - {j.name} {j.status}  {j.url}" for j in w.failed_jobs)
-    if report.succeeded:  # a failure is said once, by the error that ends the command
+            lines.append(f"          {w.name}: {w.status}{_duration(w)}  {w.url}")
+            lines.extend(f"            - {j.name} {j.status}  {j.url}" for j in w.failed_jobs)
+            lines.extend(
+                f"            - {j.name} did not run (not_run)  {j.url}" for j in w.not_run_jobs
+            )
+    for r in report.required:
+        found = ", ".join(r.statuses) or "not found in any downstream workflow"
+        lines.append(f"{'ok' if r.succeeded else 'FAILED':7} required job {r.name}: {found}")
+    if report.timed_out:
+        lines.append("gave up waiting: downstream still running")
+    elif report.succeeded:  # a failure is said once, by the error that ends the command
         lines.append("all downstream pipelines succeeded")
     # Each line escaped whole: no value from the API can break a line or start one.
     return "\n".join(printable(line) for line in lines)
@@ -43,12 +53,14 @@ def _duration(w: WorkflowReport) -> str:
 def junit_xml(report: StatusReport) -> str:
     """One test case per downstream workflow (or per errored pipeline), failures linked."""
     suites = ET.Element("testsuites", name="circleback")
-    for p in report.pipelines:
-        cases = _cases(p)
+    groups = [(f"{p.project_slug} #{p.number}", _cases(p)) for p in report.pipelines]
+    if report.required:
+        groups.append(("required jobs", _required_cases(report)))
+    for name, cases in groups:
         suite = ET.SubElement(
             suites,
             "testsuite",
-            name=f"{p.project_slug} #{p.number}",
+            name=name,
             tests=str(len(cases)),
             failures=str(sum(1 for _, failure in cases if failure)),
         )
@@ -64,6 +76,9 @@ def junit_xml(report: StatusReport) -> str:
 
 def _cases(p: PipelineReport) -> list[tuple[ET.Element, tuple[str, str] | None]]:
     classname = p.project_slug
+    if p.waiting:
+        case = ET.Element("testcase", classname=classname, name="pipeline", time="0")
+        return [(case, (f"pipeline #{p.number} still running", f"{p.waiting}\n{p.url}"))]
     if p.errors or not p.workflows:
         case = ET.Element("testcase", classname=classname, name="pipeline", time="0")
         text = "\n".join([*p.errors, p.url])
@@ -81,5 +96,18 @@ def _cases(p: PipelineReport) -> list[tuple[ET.Element, tuple[str, str] | None]]
         if not w.succeeded:
             jobs = [f"{j.name}: {j.status} {j.url}" for j in w.failed_jobs]
             failure = (f"workflow {w.name} {w.status}", "\n".join([*jobs, w.url]))
+        if w.not_run_jobs:
+            # Shown, not failed: the workflow succeeded (status --require-job fails it).
+            out = ET.SubElement(case, "system-out")
+            out.text = "\n".join(f"not_run: {j.name} {j.url}" for j in w.not_run_jobs)
         result.append((case, failure))
+    return result
+
+
+def _required_cases(report: StatusReport) -> list[tuple[ET.Element, tuple[str, str] | None]]:
+    result: list[tuple[ET.Element, tuple[str, str] | None]] = []
+    for r in report.required:
+        case = ET.Element("testcase", classname="required-jobs", name=r.name, time="0")
+        found = ", ".join(r.statuses) or "not found"
+        result.append((case, None if r.succeeded else (f"required job {r.name}: {found}", found)))
     return result

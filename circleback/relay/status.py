@@ -1,17 +1,22 @@
-"""``status``: A waits until every workflow of B is final, then passes only if all succeeded.
+"""``status``: A waits until every downstream pipeline is done, then passes only if all succeeded.
 
 The tutorial reads ``items[0].status`` once. But B usually approves A from inside a job
 that is still running, so A's first look often sees ``running``; and B may have several
-workflows. Here A polls (with backoff, bounded by a timeout) until every workflow of
-every downstream pipeline is final, and only ``success`` everywhere passes: ``failed``,
-``error``, ``canceled``, ``unauthorized``, ``not_run`` and any status this code does not
-know all fail.
+workflows, a dynamic config whose real workflows start only after its setup workflow, or
+a workflow ``queued`` behind a serial group. Here A polls (with backoff) until the
+completion rule (``circleback.relay.completion``) says every downstream pipeline is done,
+and only ``success`` everywhere passes.
+
+The wait never ends before ``timeout``: the last look is taken at the deadline. When it
+passes, ``StatusTimeout`` carries the report so far (pipelines still running included),
+so ``--json`` and ``--junit`` still say what was seen.
+
+A successful workflow can hide jobs that never ran (a preempted serial-group job ends
+``not_run`` inside a ``success`` workflow): they are listed in the report, and
+``required_jobs`` fails the check unless each named job succeeded.
 
 A poll looks at every pending downstream pipeline at once (a bounded thread pool; the
 client is thread-safe), so a fan-out of 20 costs about one round trip per poll, not 20.
-A pipeline whose record came from ``trigger`` is looked at with one request when it has
-workflows: the workflows carry its project and number, and a pipeline that ran workflows
-did not error at creation; only a pipeline with no workflows yet is read itself.
 """
 
 from __future__ import annotations
@@ -20,21 +25,22 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from circleback import errors
 from circleback.client import CircleCIClient
-from circleback.models import (
-    JobStatus,
-    Pipeline,
-    PipelineState,
-    Workflow,
-    WorkflowStatus,
-)
+from circleback.models import Job, JobStatus, Pipeline, Workflow, WorkflowStatus
 from circleback.progress import WaitProgress, describe
-from circleback.relay.records import Downstream, app_url, job_url, workflow_url
+from circleback.relay.completion import (
+    DEFAULT_NO_WORKFLOW_GRACE,
+    Completion,
+    Phase,
+    Watch,
+    status_text,
+)
+from circleback.relay.records import Downstream, app_url, job_url, pipeline_url, workflow_url
 
 logger = logging.getLogger("circleback.relay")
 
@@ -65,11 +71,13 @@ class PollPolicy:
     """Each wait is this much longer than the last."""
     max_delay: float = 60.0
     """The longest wait between looks."""
+    no_workflow_grace: float = DEFAULT_NO_WORKFLOW_GRACE
+    """Seconds a created pipeline must list no workflow before it "ran no workflows"."""
 
 
 @dataclass(frozen=True)
 class FailedJob:
-    """A job that made a downstream workflow fail."""
+    """A job that made a downstream workflow fail, or that did not run in it."""
 
     name: str
     status: str
@@ -86,6 +94,10 @@ class WorkflowReport:
     url: str
     duration_seconds: float | None
     failed_jobs: tuple[FailedJob, ...] = ()
+    not_run_jobs: tuple[FailedJob, ...] = ()
+    """Jobs that ended ``not_run`` (e.g. preempted in a serial group), even in a success."""
+    job_statuses: tuple[tuple[str, str], ...] = ()
+    """Every job's (name, status), for ``required_jobs``."""
 
     @property
     def succeeded(self) -> bool:
@@ -95,7 +107,7 @@ class WorkflowReport:
 
 @dataclass(frozen=True)
 class PipelineReport:
-    """One downstream pipeline's result."""
+    """One downstream pipeline's result (or, on a timeout, what it still waits for)."""
 
     project_slug: str
     pipeline_id: str
@@ -106,11 +118,37 @@ class PipelineReport:
     errors: tuple[str, ...] = ()
     superseded: tuple[str, ...] = field(default=())
     """Ids of workflows replaced by a newer rerun of the same name (not judged)."""
+    waiting: str = ""
+    """Not done: what it was still waiting for when the wait gave up."""
+
+    @property
+    def finished(self) -> bool:
+        """False for a pipeline still running when the wait gave up."""
+        return not self.waiting
 
     @property
     def succeeded(self) -> bool:
-        """True when the pipeline ran workflows and every one of them succeeded."""
-        return not self.errors and bool(self.workflows) and all(w.succeeded for w in self.workflows)
+        """True when the pipeline is done, ran workflows, and every one succeeded."""
+        return (
+            self.finished
+            and not self.errors
+            and bool(self.workflows)
+            and all(w.succeeded for w in self.workflows)
+        )
+
+
+@dataclass(frozen=True)
+class RequiredJob:
+    """A job ``required_jobs`` named, and what became of it across the downstream pipelines."""
+
+    name: str
+    statuses: tuple[str, ...]
+    """Each status found for a job of that name (empty: no such job ran anywhere)."""
+
+    @property
+    def succeeded(self) -> bool:
+        """Found, and every job of that name succeeded."""
+        return bool(self.statuses) and all(s == JobStatus.SUCCESS.value for s in self.statuses)
 
 
 @dataclass(frozen=True)
@@ -118,16 +156,29 @@ class StatusReport:
     """The result over every downstream pipeline."""
 
     pipelines: tuple[PipelineReport, ...]
+    required: tuple[RequiredJob, ...] = ()
+    timed_out: bool = False
+    """True when the wait gave up before every pipeline was done."""
 
     @property
     def succeeded(self) -> bool:
-        """True only when every downstream pipeline succeeded."""
-        return bool(self.pipelines) and all(p.succeeded for p in self.pipelines)
+        """True only when every downstream pipeline and every required job succeeded."""
+        return (
+            not self.timed_out
+            and bool(self.pipelines)
+            and all(p.succeeded for p in self.pipelines)
+            and all(r.succeeded for r in self.required)
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON document (``status --json``)."""
         return {
             "success": self.succeeded,
+            "timed_out": self.timed_out,
+            "required_jobs": [
+                {"name": r.name, "statuses": list(r.statuses), "success": r.succeeded}
+                for r in self.required
+            ],
             "pipelines": [
                 {
                     "project_slug": p.project_slug,
@@ -135,6 +186,8 @@ class StatusReport:
                     "number": p.number,
                     "state": p.state,
                     "url": p.url,
+                    "finished": p.finished,
+                    "waiting_for": p.waiting or None,
                     "success": p.succeeded,
                     "errors": list(p.errors),
                     "workflows": [
@@ -144,10 +197,8 @@ class StatusReport:
                             "status": w.status,
                             "url": w.url,
                             "duration_seconds": w.duration_seconds,
-                            "failed_jobs": [
-                                {"name": j.name, "status": j.status, "url": j.url}
-                                for j in w.failed_jobs
-                            ],
+                            "failed_jobs": [_job_json(j) for j in w.failed_jobs],
+                            "not_run_jobs": [_job_json(j) for j in w.not_run_jobs],
                         }
                         for w in p.workflows
                     ],
@@ -157,6 +208,18 @@ class StatusReport:
         }
 
 
+def _job_json(job: FailedJob) -> dict[str, str]:
+    return {"name": job.name, "status": job.status, "url": job.url}
+
+
+class StatusTimeout(errors.WaitTimeout):
+    """Raised when the wait gives up; ``report`` holds what was seen, running ones too."""
+
+    def __init__(self, message: str, report: StatusReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def downstream_from_id(client: CircleCIClient, pipeline_id: str) -> Downstream:
     """A downstream record for a bare pipeline id (``status --pipeline-id``)."""
     pipeline = client.get_pipeline(pipeline_id)
@@ -164,13 +227,12 @@ def downstream_from_id(client: CircleCIClient, pipeline_id: str) -> Downstream:
 
 
 def _record(client: CircleCIClient, pipeline: Pipeline) -> Downstream:
-    app = app_url(client.base_url)
     return Downstream(
         project_slug=pipeline.project_slug,
         pipeline_id=pipeline.id,
         number=pipeline.number,
-        state=_text(pipeline.state),
-        url=f"{app}/pipelines/{pipeline.project_slug}/{pipeline.number}",
+        state=status_text(pipeline.state),
+        url=pipeline_url(app_url(client.base_url), pipeline.project_slug, pipeline.number),
     )
 
 
@@ -183,15 +245,17 @@ def wait_for_downstream(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     concurrency: int = DEFAULT_CONCURRENCY,
+    required_jobs: Sequence[str] = (),
     progress: Callable[[WaitProgress], None] | None = None,
 ) -> StatusReport:
-    """Wait until every workflow of every downstream pipeline is final; report them all.
+    """Wait until every downstream pipeline is done; report them all.
 
-    Raises ``WaitTimeout`` when ``timeout`` passes first, even in the middle of a request
-    (the client's ``deadline``). Does not raise on failure: the caller decides from
-    ``StatusReport.succeeded`` (the CLI exits 1). ``concurrency`` bounds the pipelines
-    looked at in parallel (1: one after another). ``progress``, if given, is told after
-    each look what is still awaited (instead of a log line).
+    Raises ``StatusTimeout`` (exit 4) when ``timeout`` passes first: never earlier, and
+    not later either, even in the middle of a request (the client's ``deadline``). Does
+    not raise on failure: the caller decides from ``StatusReport.succeeded`` (the CLI
+    exits 1). ``concurrency`` bounds the pipelines looked at in parallel (1: in turn).
+    ``progress``, if given, is told after each look what is still awaited (instead of a
+    log line).
     """
     if not downstream:
         raise errors.ConfigurationError(
@@ -199,7 +263,17 @@ def wait_for_downstream(
             hint="Pass --pipeline-id, or a --state-file that 'circleback trigger' wrote to.",
         )
     with client.deadline(timeout):
-        return _wait(client, downstream, timeout, poll, sleep, clock, concurrency, progress)
+        return _wait(
+            client,
+            downstream,
+            timeout,
+            poll,
+            sleep,
+            clock,
+            concurrency,
+            required_jobs,
+            progress,
+        )
 
 
 def _wait(
@@ -210,60 +284,136 @@ def _wait(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
     concurrency: int,
+    required_jobs: Sequence[str],
     progress: Callable[[WaitProgress], None] | None,
 ) -> StatusReport:
     started = clock()
     deadline = started + timeout
     delay = poll.first_delay
+    watch = Watch(clock=clock, no_workflow_grace=poll.no_workflow_grace)
     finished: dict[str, PipelineReport] = {}
-    empty_seen: set[str] = set()
+    last: dict[str, PipelineReport] = {}
+    warned: set[str] = set()
     while True:
-        waiting: list[str] = []
         pending = [r for r in downstream if r.pipeline_id not in finished]
+        waiting: list[str] = []
         try:
-            looks = _look_all(client, pending, empty_seen, concurrency)
+            looks = _look_all(client, pending, watch, concurrency)
         except errors.DeadlinePassed as exc:
-            # The timeout holds inside a request: an answer still arriving is given up on.
-            raise errors.WaitTimeout(f"Gave up after {timeout:.0f}s: {exc.message}") from None
-        for record, (report, why) in zip(pending, looks, strict=True):
-            if report is not None:
+            # The timeout holds inside a request: an answer still arriving is given up on,
+            # and the report says what was seen before.
+            raise _timeout(
+                downstream,
+                finished,
+                last,
+                started,
+                timeout,
+                clock,
+                required_jobs,
+                f"an answer still arriving ({exc.message})",
+            ) from None
+        for record, (report, verdict) in zip(pending, looks, strict=True):
+            for unknown in verdict.unknown:
+                if f"{record.pipeline_id}:{unknown}" not in warned:
+                    warned.add(f"{record.pipeline_id}:{unknown}")
+                    logger.warning(
+                        "a downstream workflow has a status circleback does not know; "
+                        "waiting for a known final one",
+                        extra={
+                            "pipeline": f"{record.project_slug} #{record.number}",
+                            "workflow": unknown,
+                        },
+                    )
+            if report.finished:
                 finished[record.pipeline_id] = report
             else:
-                if why == "no workflows yet":
-                    empty_seen.add(record.pipeline_id)
-                waiting.append(f"{record.project_slug} #{record.number}: {why}")
+                last[record.pipeline_id] = report
+                waiting.append(f"{record.project_slug} #{record.number}: {report.waiting}")
         if not waiting:
-            return StatusReport(tuple(finished[d.pipeline_id] for d in downstream))
-        if clock() + delay > deadline:
-            raise errors.WaitTimeout(
-                f"Gave up after {timeout:.0f}s waiting for: {'; '.join(waiting)}."
+            reports = tuple(finished[d.pipeline_id] for d in downstream)
+            return StatusReport(reports, _required(reports, required_jobs))
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise _timeout(
+                downstream,
+                finished,
+                last,
+                started,
+                timeout,
+                clock,
+                required_jobs,
+                "; ".join(waiting),
             )
+        wait = min(delay, remaining)
         state = WaitProgress(
             elapsed=clock() - started,
             waiting=tuple(waiting),
             done=len(finished),
             total=len(downstream),
-            next_look=delay,
+            next_look=wait,
         )
         if progress is not None:
             progress(state)
         else:
             logger.info(describe(state))
-        sleep(delay)
+        sleep(wait)
         delay = min(delay * poll.factor, poll.max_delay)
 
 
+def _timeout(
+    downstream: Sequence[Downstream],
+    finished: dict[str, PipelineReport],
+    last: dict[str, PipelineReport],
+    started: float,
+    timeout: float,
+    clock: Callable[[], float],
+    required_jobs: Sequence[str],
+    waiting: str,
+) -> StatusTimeout:
+    """The timeout, carrying the report so far (a pipeline never seen says so)."""
+
+    def so_far(d: Downstream) -> PipelineReport:
+        seen = finished.get(d.pipeline_id) or last.get(d.pipeline_id)
+        if seen is not None:
+            return seen
+        return PipelineReport(
+            d.project_slug, d.pipeline_id, d.number, d.state, d.url, waiting="not looked at yet"
+        )
+
+    reports = tuple(so_far(d) for d in downstream)
+    report = StatusReport(reports, _required(reports, required_jobs), timed_out=True)
+    return StatusTimeout(
+        f"Gave up after {clock() - started:.0f}s (--timeout {timeout:.0f}s) waiting for: "
+        f"{waiting}.",
+        report,
+    )
+
+
+def _required(reports: Sequence[PipelineReport], names: Sequence[str]) -> tuple[RequiredJob, ...]:
+    result = []
+    for name in dict.fromkeys(names):
+        statuses = tuple(
+            status
+            for p in reports
+            for w in p.workflows
+            for job, status in w.job_statuses
+            if job == name
+        )
+        result.append(RequiredJob(name, statuses))
+    return tuple(result)
+
+
 def _look_all(
-    client: CircleCIClient, pending: list[Downstream], empty_seen: set[str], concurrency: int
-) -> list[tuple[PipelineReport | None, str]]:
+    client: CircleCIClient, pending: list[Downstream], watch: Watch, concurrency: int
+) -> list[tuple[PipelineReport, Completion]]:
     """One look at each pending pipeline, in parallel, in ``pending``'s order.
 
     The first error (in that order) propagates once every look has ended, as it would
     have from a sequential loop; nothing is left running behind the caller's back.
     """
 
-    def look(record: Downstream) -> tuple[PipelineReport | None, str]:
-        return _look(client, record, record.pipeline_id in empty_seen)
+    def look(record: Downstream) -> tuple[PipelineReport, Completion]:
+        return _look(client, record, watch)
 
     workers = max(1, min(concurrency, len(pending)))
     if workers == 1:
@@ -274,113 +424,81 @@ def _look_all(
 
 
 def _look(
-    client: CircleCIClient, record: Downstream, empty_before: bool
-) -> tuple[PipelineReport | None, str]:
-    """One look at one pipeline: its final report, or why it is not final yet."""
-    workflows = list(client.list_pipeline_workflows(record.pipeline_id)) if record.url else None
-    if workflows:
-        return _judge(client, record, workflows)
-    pipeline = client.get_pipeline(record.pipeline_id)
-    url = record.url or _record(client, pipeline).url
+    client: CircleCIClient, record: Downstream, watch: Watch
+) -> tuple[PipelineReport, Completion]:
+    """One look at one pipeline under the completion rule (usually one request: the
+    workflows carry the project and number, and show the pipeline was created)."""
+    found, workflows, verdict = watch.look_workflows(client, record.pipeline_id)
+    if found is not None:
+        slug, number = found.project_slug, found.number
+    else:
+        slug, number = workflows[0].project_slug, workflows[0].pipeline_number
+    url = record.url or pipeline_url(app_url(client.base_url), slug, number)
+    pipeline = _Where(slug, number)
     base = PipelineReport(
-        project_slug=pipeline.project_slug,
-        pipeline_id=pipeline.id,
-        number=pipeline.number,
-        state=_text(pipeline.state),
+        project_slug=slug,
+        pipeline_id=record.pipeline_id,
+        number=number,
+        state=verdict.state,
         url=url,
+        superseded=verdict.superseded,
     )
-    if pipeline.state == PipelineState.ERRORED:
-        reasons = tuple(f"{e.type}: {e.message}" for e in pipeline.errors) or ("errored",)
-        return replace(base, errors=reasons), ""
-    if workflows is None:
-        workflows = list(client.list_pipeline_workflows(pipeline.id))
-    if not workflows:
-        if pipeline.state == PipelineState.CREATED and empty_before:
-            return replace(base, errors=("the pipeline ran no workflows",)), ""
-        return None, "no workflows yet"
-    return _judge(client, replace(record, url=url, state=base.state), workflows)
+    if verdict.phase is Phase.WAITING:
+        partial = tuple(
+            _workflow_report(client, pipeline, w, with_jobs=False) for w in verdict.workflows
+        )
+        return _with(base, workflows=partial, waiting=verdict.reason or "not done"), verdict
+    if verdict.phase is Phase.ERRORED:
+        errored = found.errors if found is not None else ()
+        reasons = tuple(f"{e.type}: {e.message}" for e in errored) or ("errored",)
+        return _with(base, errors=reasons), verdict
+    reports = tuple(_workflow_report(client, pipeline, w) for w in verdict.workflows)
+    if verdict.phase in {Phase.NO_WORKFLOWS, Phase.SETUP_FAILED}:
+        return _with(base, workflows=reports, errors=(verdict.reason,)), verdict
+    return _with(base, workflows=reports), verdict
 
 
-def _judge(
-    client: CircleCIClient, record: Downstream, workflows: list[Workflow]
-) -> tuple[PipelineReport | None, str]:
-    """Final report or reason to wait, from a pipeline's workflows (never empty)."""
-    first = workflows[0]
-    pipeline = _WorkflowsPipeline(first.project_slug, record.pipeline_id, first.pipeline_number)
-    base = PipelineReport(
-        project_slug=pipeline.project_slug,
-        pipeline_id=pipeline.id,
-        number=pipeline.number,
-        state=record.state,
-        url=record.url,
-    )
-    live, superseded = _newest_by_name(workflows)
-    active = [w for w in live if not w.is_final]
-    if active:
-        parts = []
-        for w in active:
-            if w.status == WorkflowStatus.ON_HOLD:
-                parts.append(f"{w.name} is on_hold (B is waiting for its own approval)")
-            else:
-                parts.append(f"{w.name} is {_text(w.status)}")
-        return None, ", ".join(parts)
-    reports = tuple(_workflow_report(client, pipeline, w) for w in live)
-    return replace(base, workflows=reports, superseded=superseded), ""
+def _with(base: PipelineReport, **changes: Any) -> PipelineReport:
+    from dataclasses import replace
 
-
-def _newest_by_name(workflows: list[Workflow]) -> tuple[list[Workflow], tuple[str, ...]]:
-    """The newest workflow of each name; older same-named ones were replaced by a rerun."""
-    newest: dict[str, Workflow] = {}
-    for wf in workflows:
-        best = newest.get(wf.name)
-        if best is None or wf.created_at > best.created_at:
-            newest[wf.name] = wf
-    live_ids = {w.id for w in newest.values()}
-    ordered = sorted(newest.values(), key=lambda w: w.created_at)
-    return ordered, tuple(w.id for w in workflows if w.id not in live_ids)
+    return replace(base, **changes)
 
 
 @dataclass(frozen=True)
-class _WorkflowsPipeline:
-    """What a report needs of a pipeline, as its workflows tell it (no extra request)."""
+class _Where:
+    """What a report needs of a pipeline: its project and number."""
 
     project_slug: str
-    id: str
     number: int
 
 
 def _workflow_report(
-    client: CircleCIClient, pipeline: _WorkflowsPipeline, wf: Workflow
+    client: CircleCIClient, pipeline: _Where, wf: Workflow, *, with_jobs: bool = True
 ) -> WorkflowReport:
     app = app_url(client.base_url)
-    failed: tuple[FailedJob, ...] = ()
-    if wf.status != WorkflowStatus.SUCCESS:
-        failed = tuple(
-            FailedJob(
-                name=j.name,
-                status=_text(j.status),
-                url=job_url(app, pipeline.project_slug, pipeline.number, wf.id, j.job_number),
-            )
-            for j in client.list_workflow_jobs(wf.id)
-            if j.status in _FAILED_JOB_STATUSES
+
+    def ref(job: Job) -> FailedJob:
+        return FailedJob(
+            name=job.name,
+            status=status_text(job.status),
+            url=job_url(app, pipeline.project_slug, pipeline.number, wf.id, job.job_number),
         )
+
+    jobs = list(client.list_workflow_jobs(wf.id)) if with_jobs else []
     return WorkflowReport(
         name=wf.name,
         id=wf.id,
-        status=_text(wf.status),
+        status=status_text(wf.status),
         url=workflow_url(app, pipeline.project_slug, pipeline.number, wf.id),
         duration_seconds=_duration(wf.created_at, wf.stopped_at),
-        failed_jobs=failed,
+        failed_jobs=tuple(ref(j) for j in jobs if j.status in _FAILED_JOB_STATUSES),
+        not_run_jobs=tuple(ref(j) for j in jobs if j.status == JobStatus.NOT_RUN),
+        job_statuses=tuple((j.name, status_text(j.status)) for j in jobs),
     )
 
 
 def _duration(start: datetime, stop: datetime | None) -> float | None:
     return None if stop is None else max((stop - start).total_seconds(), 0.0)
-
-
-def _text(status: object) -> str:
-    """A status as CircleCI spells it, whether a known enum member or a new string."""
-    return str(getattr(status, "value", status))
 
 
 def cancel_downstream(client: CircleCIClient, downstream: Sequence[Downstream]) -> list[str]:

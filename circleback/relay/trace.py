@@ -1,16 +1,19 @@
 """``trace``: the tree of pipelines triggered from a pipeline, with statuses and links.
 
 It follows the same records the check job reads (the ``circleback/downstream.json``
-artifacts the trigger jobs store), so what it shows is what A acted on.
+artifacts the trigger jobs store), so what it shows is what A acted on, and says whether
+each pipeline is done by the same completion rule ``status`` uses.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
 from circleback._text import printable
 from circleback.client import CircleCIClient
+from circleback.relay import completion
 from circleback.relay.discovery import downstream_of
 from circleback.relay.records import app_url, pipeline_url, workflow_url
 
@@ -39,6 +42,8 @@ class TraceNode:
     children: tuple[TraceNode, ...] = field(default=())
     note: str = ""
     """Why the tree stops here early (depth limit, already shown), if it does."""
+    waiting: str = ""
+    """Not done under the completion rule: what it still waits for."""
 
 
 def trace(
@@ -52,13 +57,16 @@ def _node(client: CircleCIClient, pipeline_id: str, depth: int, seen: set[str]) 
     seen.add(pipeline_id)
     pipeline = client.get_pipeline(pipeline_id)
     app = app_url(client.base_url)
+    listed = list(client.list_pipeline_workflows(pipeline.id))
+    age = (datetime.now(timezone.utc) - pipeline.created_at).total_seconds()
+    verdict = completion.judge(pipeline.state, listed, empty_for=age)
     workflows = tuple(
         WorkflowLine(
             w.name,
-            str(w.status),
+            completion.status_text(w.status),
             workflow_url(app, pipeline.project_slug, pipeline.number, w.id),
         )
-        for w in sorted(client.list_pipeline_workflows(pipeline.id), key=lambda w: w.created_at)
+        for w in verdict.workflows
     )
     base = TraceNode(
         project_slug=pipeline.project_slug,
@@ -67,6 +75,7 @@ def _node(client: CircleCIClient, pipeline_id: str, depth: int, seen: set[str]) 
         state=str(pipeline.state),
         url=pipeline_url(app, pipeline.project_slug, pipeline.number),
         workflows=workflows,
+        waiting="" if verdict.done else verdict.reason,
     )
     records = downstream_of(client, pipeline.id)
     if records and depth <= 0:
@@ -96,7 +105,8 @@ def render_text(root: TraceNode) -> str:
     def walk(node: TraceNode, prefix: str, last: bool, top: bool) -> None:
         # API text is escaped: a name can never draw a line of the tree of its own.
         branch = "" if top else ("└── " if last else "├── ")
-        summary = printable(f"{node.project_slug} #{node.number} ({node.state})  {node.url}")
+        state = f"{node.state}, still running: {node.waiting}" if node.waiting else node.state
+        summary = printable(f"{node.project_slug} #{node.number} ({state})  {node.url}")
         lines.append(f"{prefix}{branch}{summary}" + (f"  [{node.note}]" if node.note else ""))
         inner = prefix if top else prefix + ("    " if last else "│   ")
         for wf in node.workflows:

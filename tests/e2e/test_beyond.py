@@ -172,10 +172,11 @@ def test_a_chain_a_b_c_succeeds_end_to_end(start_local: Callable[..., LocalCircl
     assert jobs(local, UPSTREAM)["deploy"] == "success"
     # B triggered C with a depth guard of 3: A → B → C is exactly that deep.
     assert "--max-depth 3" in local.executor.record(DOWNSTREAM, "trigger-project-c").output
-    # C carries B's id, B carries A's: the chain the guard follows upward.
+    # C carries B's id, B carries A's: the chain the guard follows upward (read from
+    # their compiled configs; the emulator's own record shows what was sent).
     pipelines = {p["project_slug"]: p for p in local.emulator.state_dump()["pipelines"]}
-    c_params = pipelines[PROJECT_C]["trigger_parameters"]
-    b_params = pipelines[DOWNSTREAM]["trigger_parameters"]
+    c_params = pipelines[PROJECT_C]["sent_parameters"]
+    b_params = pipelines[DOWNSTREAM]["sent_parameters"]
     assert c_params["triggering-pipeline-id"] == pipelines[DOWNSTREAM]["id"]
     assert b_params["triggering-pipeline-id"] == pipelines[UPSTREAM]["id"]
 

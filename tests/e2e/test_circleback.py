@@ -113,11 +113,12 @@ def test_a_canceled_b_job_still_releases_a_and_as_check_fails(
             response = httpx.post(
                 f"{server['url']}/_emulator/jobs/{run.job_id}/finish",
                 json={"status": "canceled"},
+                headers={"Circle-Token": server["token"]},
             )
             assert response.status_code == 200, response.text
 
     local = start_local(a_and_b, before_step=cancel_build_and_test)
-    server["url"] = local.server.url
+    server["url"], server["token"] = local.server.url, local.token
     local.trigger(UPSTREAM)
     assert local.executor.wait_idle(IDLE_TIMEOUT)
 

@@ -53,8 +53,12 @@ def client(emu: Emulator) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def control(emu: Emulator) -> Iterator[httpx.Client]:
-    """A client for the control API: no token, as none is needed."""
-    with httpx.Client(transport=emu.transport(), base_url="http://127.0.0.1/_emulator") as c:
+    """A client for the control API: no token (none is needed in-process); POSTs say JSON."""
+    with httpx.Client(
+        transport=emu.transport(),
+        base_url="http://127.0.0.1/_emulator",
+        headers={"Content-Type": "application/json"},
+    ) as c:
         yield c
 
 

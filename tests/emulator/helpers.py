@@ -24,7 +24,32 @@ PROJECTS = {
     "gh/acme/missing": CONFIGS / "missing_param.yml",
     "gh/acme/gone": CONFIGS / "does-not-exist.yml",
     "circleci/org-id/proj-id": CONFIGS / "downstream.yml",
+    "gh/acme/setup": CONFIGS / "setup.yml",
+    "gh/acme/serial": CONFIGS / "serial.yml",
+    "gh/acme/callback": CONFIGS / "callback.yml",
 }
+#: What a setup job of ``setup.yml`` continues with: it declares the trigger's parameter
+#: too, as a continuation config must.
+CONTINUATION = """\
+version: 2.1
+parameters:
+  triggering-pipeline-id: {type: string, default: ""}
+  build-docs: {type: boolean, default: false}
+jobs:
+  test:
+    docker: [{image: cimg/base:current}]
+    environment: {UPSTREAM: << pipeline.parameters.triggering-pipeline-id >>}
+    steps: [{run: make test}]
+  docs:
+    docker: [{image: cimg/base:current}]
+    steps: [{run: make docs}]
+workflows:
+  test:
+    jobs: [test]
+  docs:
+    when: << pipeline.parameters.build-docs >>
+    jobs: [docs]
+"""
 
 
 @dataclass
@@ -36,6 +61,19 @@ class FakeClock:
     def __call__(self) -> datetime:
         self.now += timedelta(seconds=1)
         return self.now
+
+
+@dataclass
+class ManualClock:
+    """Stands still until a test moves it: delays are asserted without sleeping."""
+
+    now: datetime = field(default_factory=lambda: datetime(2024, 5, 1, 12, tzinfo=timezone.utc))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -67,7 +105,7 @@ class Api:
             response = self.client.get(path, params=query)
             assert response.status_code == 200, response.text
             items.extend(response.json()["items"])
-            token = response.json()["next_page_token"]
+            token = response.json().get("next_page_token")  # may be left out (switch)
             if token is None:
                 return items
 

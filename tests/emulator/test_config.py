@@ -34,10 +34,25 @@ def test_declared_parameters_get_defaults_and_given_values(api: Api, emu: Emulat
         "shards": 2,
         "environment": "staging",
     }
-    assert pipeline["trigger_parameters"] == {"triggering-pipeline-id": "abc"}
+    assert pipeline["sent_parameters"] == {"triggering-pipeline-id": "abc"}
+    assert "trigger_parameters" not in pipeline
 
 
-def test_undeclared_parameter_is_rejected_with_400(client: httpx.Client, emu: Emulator) -> None:
+def test_undeclared_parameter_errors_the_pipeline(client: httpx.Client, emu: Emulator) -> None:
+    response = client.post(
+        "/project/gh/acme/b/pipeline", json={"parameters": {"nope": "x", "zzz": 1}}
+    )
+    assert response.status_code == 201
+    (pipeline,) = emu.state_dump()["pipelines"]
+    assert pipeline["state"] == "errored"
+    assert pipeline["errors"] == [
+        {"type": "config", "message": "Unexpected argument(s): nope, zzz"}
+    ]
+    assert emu.state_dump()["workflows"] == []
+
+
+def test_undeclared_parameter_is_a_400_in_that_variant(client: httpx.Client, emu: Emulator) -> None:
+    emu.set_switches(parameter_errors="bad_request")
     response = client.post(
         "/project/gh/acme/b/pipeline", json={"parameters": {"nope": "x", "zzz": 1}}
     )
@@ -56,12 +71,14 @@ def test_undeclared_parameter_is_rejected_with_400(client: httpx.Client, emu: Em
         ("environment", "qa", "expected one of [staging, production], got string 'qa'"),
     ],
 )
-def test_mistyped_parameter_is_rejected_with_a_clear_message(
-    client: httpx.Client, name: str, value: Any, expected: str
+def test_mistyped_parameter_errors_the_pipeline_with_a_clear_message(
+    client: httpx.Client, emu: Emulator, name: str, value: Any, expected: str
 ) -> None:
     response = client.post("/project/gh/acme/b/pipeline", json={"parameters": {name: value}})
-    assert response.status_code == 400
-    assert response.json()["message"] == (
+    assert response.status_code == 201
+    (pipeline,) = emu.state_dump()["pipelines"]
+    assert pipeline["state"] == "errored"
+    assert pipeline["errors"][0]["message"] == (
         f"Invalid value for pipeline parameter '{name}': {expected}."
     )
 
@@ -206,7 +223,7 @@ def test_orb_jobs_are_build_jobs_and_keep_their_reference(
     emu.finish_job(build["id"], "success")
     trigger = next(r for r in started if r.job_name == "trigger")
     assert trigger.job_ref == "circleback/trigger"
-    assert dict(trigger.parameters) == {"project-slug": "gh/acme/b"}
+    assert dict(trigger.parameters) == {"project_slug": "gh/acme/b"}
 
 
 def test_workflow_entry_keys_that_steer_the_workflow_are_not_job_parameters(
@@ -252,7 +269,7 @@ def test_config_is_read_at_each_trigger(tmp_path: Path, make_emulator: Any) -> N
     emu = make_emulator(projects={"gh/x/y": config})
     client = httpx.Client(
         transport=emu.transport(),
-        base_url="http://e/api/v2",
+        base_url="http://localhost/api/v2",
         headers={"Circle-Token": "s3cret-token-value"},
     )
     api = Api(client)

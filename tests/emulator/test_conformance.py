@@ -1,13 +1,19 @@
 """Every response shape the emulator produces, validated against CircleCI's OpenAPI document.
 
-The document is Swagger-flavoured OpenAPI 3.0: it marks nullable fields ``x-nullable``, which
-3.0 validators ignore, so those become ``nullable`` before validating. Two further, documented
-allowances (shared/reference/circleci-api-notes.md §3):
+The document (vendored: ``tests/data/circleci-api-v2.openapi.json``, provenance beside it) is
+Swagger-flavoured OpenAPI 3.0: it marks nullable fields ``x-nullable``, which 3.0 validators
+ignore, so those become ``nullable`` before validating. Further allowances, each where
+captured responses or CircleCI's docs show CircleCI departing from its spec (docs/emulator.md,
+fidelity table):
 
-- a job's ``started_at`` is null until it starts (the spec requires the key but does not say
-  what it holds for a job that has not started; real output has null);
+- a job's ``started_at`` is null until it starts (the spec requires the key; real output has
+  null), and 2020-era approval jobs have null too;
 - ``requires`` statuses may be ``not_run`` and ``unauthorized`` (``terminal`` expands to
-  them; the 2026 spec adds both to the enum).
+  them; the 2026 spec adds both to the enum);
+- ``stopped_at`` of a running workflow or job is left out (captured), though the spec
+  requires the workflow's; a workflow may be ``queued`` (serial groups, documented, not in
+  the enum); 2020-era approval jobs have no ``job_number``;
+- ``next_page_token`` may be left out on the last page (reported).
 """
 
 from __future__ import annotations
@@ -23,13 +29,9 @@ import pytest
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from circleback.emulator import Emulator
-from tests.emulator.helpers import BASE_URL, Api
+from tests.emulator.helpers import BASE_URL, CONTINUATION, TOKEN, Api
 
-SPEC_PATH = Path("/work/shared/reference/circleci-api-v2.openapi.json")
-if not SPEC_PATH.exists():  # pragma: no cover - the reference copy lives beside the repo
-    SPEC_PATH = (
-        Path(__file__).resolve().parents[3] / "shared/reference/circleci-api-v2.openapi.json"
-    )
+SPEC_PATH = Path(__file__).resolve().parents[1] / "data" / "circleci-api-v2.openapi.json"
 
 
 @cache
@@ -60,10 +62,21 @@ def _response_schema(path: str, method: str, status: str) -> dict[str, Any]:
     return response["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
 
 
-def _allow_documented_gaps(schema: dict[str, Any]) -> dict[str, Any]:
-    job = schema["properties"]["items"]["items"]["properties"]
-    job["started_at"]["nullable"] = True
-    job["requires"]["additionalProperties"]["items"]["enum"] += ["not_run", "unauthorized"]
+def _allow_documented_gaps(path: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The departures from the spec that public evidence shows (module docstring)."""
+    props = schema.get("properties", {})
+    if "next_page_token" in props:
+        schema["required"] = [r for r in schema["required"] if r != "next_page_token"]
+        item = props["items"]["items"]
+    else:
+        item = schema
+    if path == "/workflow/{id}/job":
+        job = item["properties"]
+        job["started_at"]["nullable"] = True
+        job["requires"]["additionalProperties"]["items"]["enum"] += ["not_run", "unauthorized"]
+    if path in ("/workflow/{id}", "/pipeline/{pipeline-id}/workflow"):
+        item["required"] = [r for r in item["required"] if r != "stopped_at"]
+        item["properties"]["status"]["enum"] = [*item["properties"]["status"]["enum"], "queued"]
     return schema
 
 
@@ -74,8 +87,8 @@ def check(response: httpx.Response, path: str, method: str, status: int | None =
     key = str(response.status_code)
     declared = _spec()["paths"][path][method]["responses"]
     schema = _response_schema(path, method, key if key in declared else "default")
-    if path == "/workflow/{id}/job" and response.status_code == 200:
-        schema = _allow_documented_gaps(schema)
+    if response.status_code < 300:
+        schema = _allow_documented_gaps(path, schema)
     validator = OAS30Validator(schema, format_checker=oas30_format_checker)
     errors = [e.message for e in validator.iter_errors(response.json())]
     assert errors == [], f"{method.upper()} {path} -> {response.status_code}: {errors}"
@@ -193,3 +206,86 @@ def test_the_check_catches_a_wrong_shape() -> None:
     wrong = httpx.Response(200, json={"id": "not-a-uuid", "status": "sleeping"})
     with pytest.raises(AssertionError, match="required property"):
         check(wrong, "/workflow/{id}", "get", 200)
+
+
+# -- the endpoints and variants added for realism (issue 10) -------------------------------
+
+CONFIG = "/pipeline/{pipeline-id}/config"
+VALUES = "/pipeline/{pipeline-id}/values"
+DETAILS = "/project/{project-slug}/job/{job-number}"
+CANCEL_JOB = "/project/{project-slug}/job/{job-number}/cancel"
+ALL_SWITCHES = [
+    {},
+    {
+        "creation": "async",
+        "trigger_parameters": "absent",
+        "parameter_errors": "errored",
+        "timestamps": "observed",
+        "empty_keys": "absent",
+        "pipeline_warnings": "empty",
+        "last_page_token": "omit",
+    },
+    {"trigger_parameters": "namespaces", "approval_jobs": "legacy", "empty_keys": "null"},
+]
+
+
+@pytest.mark.parametrize("switches", ALL_SWITCHES)
+def test_every_read_conforms_under_every_switch(
+    make_emulator: Callable[..., Emulator], switches: dict[str, str]
+) -> None:
+    emu = make_emulator(switches=switches)
+    with httpx.Client(
+        transport=emu.transport(), base_url=BASE_URL, headers={"Circle-Token": TOKEN}
+    ) as client:
+        api = Api(client)
+        upstream = api.trigger("gh/acme/a")
+        emu.tick()
+        workflow = api.workflow(upstream)
+        emu.finish_job_by_name("gh/acme/a", "build", "success")
+        get = client.get
+        check(get(f"/pipeline/{upstream}"), "/pipeline/{pipeline-id}", "get", 200)
+        check(get("/project/gh/acme/a/pipeline"), LEGACY, "get", 200)
+        check(get(f"/pipeline/{upstream}/workflow"), "/pipeline/{pipeline-id}/workflow", "get")
+        check(get(f"/workflow/{workflow['id']}"), "/workflow/{id}", "get", 200)
+        check(get(f"/workflow/{workflow['id']}/job"), "/workflow/{id}/job", "get", 200)
+        check(get("/pipeline", params={"org-slug": "gh/acme"}), "/pipeline", "get", 200)
+        check(get(f"/pipeline/{upstream}/config"), CONFIG, "get", 200)
+        check(get(f"/pipeline/{upstream}/values"), VALUES, "get", 200)
+        check(get("/project/gh/acme/a/job/1"), DETAILS, "get", 200)
+        check(get("/project/gh%2Facme%2Fa/job/2"), DETAILS, "get", 200)
+        check(get("/me"), "/me", "get", 200)
+
+
+def test_new_actions_and_errors_conform(api: Api, emu: Emulator) -> None:
+    post, get = api.client.post, api.client.get
+    api.trigger("gh/acme/a")
+    check(post("/project/gh/acme/a/job/1/cancel"), CANCEL_JOB, "post", 200)
+    check(post("/project/gh/acme/a/job/99/cancel"), CANCEL_JOB, "post", 404)
+    second = api.trigger("gh/acme/a")
+    jobs = api.jobs(api.workflow(second)["id"])
+    running = next(j for j in jobs.values() if j["status"] == "running")
+    check(post(f"/jobs/{running['id']}/cancel"), "/jobs/{job-id}/cancel", "post", 200)
+    check(get("/pipeline/nope/config"), CONFIG, "get", 404)
+    check(get("/pipeline/nope/values"), VALUES, "get", 404)
+    check(get("/project/gh/acme/a/job/999"), DETAILS, "get", 404)
+    check(post("/pipeline/continue", json={"x": 1}), "/pipeline/continue", "post", 400)
+
+
+def test_setup_pipeline_config_and_continuation_conform(api: Api, emu: Emulator) -> None:
+    pipeline = api.trigger("gh/acme/setup")
+    emu.tick()
+    (setup,) = api.all_pages(f"/pipeline/{pipeline}/workflow")
+    check(
+        api.client.get(f"/pipeline/{pipeline}/workflow"), "/pipeline/{pipeline-id}/workflow", "get"
+    )
+    check(api.client.get(f"/workflow/{setup['id']}"), "/workflow/{id}", "get", 200)
+    body = api.client.get(f"/pipeline/{pipeline}/config")
+    check(body, CONFIG, "get", 200)
+    assert set(body.json()) == {"source", "compiled", "setup-config", "compiled-setup-config"}
+    key = emu.state_dump()["pipelines"][0]["continuation_key"]
+    continued = api.client.post(
+        "/pipeline/continue",
+        json={"continuation-key": key, "configuration": CONTINUATION, "parameters": {}},
+    )
+    check(continued, "/pipeline/continue", "post", 200)
+    check(api.client.get(f"/pipeline/{pipeline}"), "/pipeline/{pipeline-id}", "get", 200)

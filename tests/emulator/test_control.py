@@ -23,7 +23,7 @@ def test_state_shows_projects_pipelines_with_parameters_workflows_and_jobs(
     (pipeline,) = state["pipelines"]
     assert pipeline["id"] == pipeline_id
     assert pipeline["parameters"]["shards"] == 4
-    assert pipeline["trigger_parameters"] == {"shards": 4}
+    assert pipeline["sent_parameters"] == {"shards": 4}
     assert [w["name"] for w in state["workflows"]] == ["build-and-test"]
     assert {j["name"]: j["job_ref"] for j in state["jobs"]}["build"] == "build"
     assert state["page_size"] == 20
@@ -123,9 +123,14 @@ def test_loopback_end_to_end_with_basic_auth(emu: Emulator) -> None:
         api = Api(client)
         pipeline_id = api.trigger("gh%2Facme%2Fa")
         workflow = api.workflow(pipeline_id)
+        finish = {"project_slug": "gh/acme/a", "job_name": "build", "status": "success"}
+        # Served with tokens, the control API wants one too (issue 12: anyone reaching the
+        # port could otherwise finish B's jobs as they like).
+        refused = httpx.post(f"{server.url}/_emulator/jobs/finish", json=finish)
+        assert refused.status_code == 401
+        assert api.statuses(workflow["id"])["build"] == "running"
         httpx.post(
-            f"{server.url}/_emulator/jobs/finish",
-            json={"project_slug": "gh/acme/a", "job_name": "build", "status": "success"},
+            f"{server.url}/_emulator/jobs/finish", json=finish, headers={"Circle-Token": TOKEN}
         )
         assert api.statuses(workflow["id"])["trigger"] == "running"
         assert client.get("/pipeline/x", auth=("wrong", "")).status_code == 401

@@ -323,7 +323,7 @@ def test_on_job_start_runs_outside_the_lock_and_may_call_back_into_the_emulator(
     emu = make_emulator(on_job_start=executor)
     client = httpx.Client(
         transport=emu.transport(),
-        base_url="http://x/api/v2",
+        base_url="http://127.0.0.1/api/v2",
         headers={"Circle-Token": "s3cret-token-value"},
     )
     api = Api(client)
@@ -340,7 +340,7 @@ def test_a_failing_on_job_start_callback_does_not_fail_the_request(
     emu = make_emulator(on_job_start=broken)
     client = httpx.Client(
         transport=emu.transport(),
-        base_url="http://x/api/v2",
+        base_url="http://127.0.0.1/api/v2",
         headers={"Circle-Token": "s3cret-token-value"},
     )
     assert client.post("/project/gh/acme/fail/pipeline").status_code == 201

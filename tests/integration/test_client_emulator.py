@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from circleback import errors
@@ -18,7 +19,13 @@ from circleback.models import JobStatus, JobType, PipelineState, WorkflowStatus
 
 CONFIGS = Path(__file__).parents[1] / "relay" / "configs"
 TOKEN = "CCIPAT_integration-token"
-PROJECTS = {"gh/acme/a": CONFIGS / "a.yml", "gh/acme/b": CONFIGS / "b.yml"}
+#: B passes A's id to a job through environment:, as the docs advise.
+CALLBACK = Path(__file__).parents[1] / "emulator" / "configs" / "callback.yml"
+PROJECTS = {
+    "gh/acme/a": CONFIGS / "a.yml",
+    "gh/acme/b": CONFIGS / "b.yml",
+    "gh/acme/callback": CALLBACK,
+}
 
 
 class NoSleep:
@@ -48,13 +55,21 @@ def setup(request: pytest.FixtureRequest) -> Iterator[tuple[Emulator, CircleCICl
 def test_the_whole_pattern_through_the_client(setup: tuple[Emulator, CircleCIClient]) -> None:
     emu, client = setup
     a = client.trigger_pipeline("gh/acme/a", branch="main")
+    assert a.state is PipelineState.PENDING  # created a moment later, as on CircleCI
     assert client.get_pipeline(a.id).state is PipelineState.CREATED
     emu.finish_job_by_name("gh/acme/a", "build", "success")
     emu.finish_job_by_name("gh/acme/a", "trigger", "success")
     b = client.trigger_pipeline(
         "gh/acme/b", branch="main", parameters={"triggering-pipeline-id": a.id}
     )
-    assert client.get_pipeline(b.id).trigger_parameters == {"triggering-pipeline-id": a.id}
+    assert client.get_pipeline(b.id).trigger_parameters is None  # never echoed
+    with httpx.Client(
+        transport=emu.transport(),
+        base_url="http://127.0.0.1/api/v2",
+        headers={"Circle-Token": TOKEN},
+    ) as http:
+        compiled = http.get(f"/pipeline/{b.id}/config").json()["compiled"]
+    assert f"CIRCLEBACK_UPSTREAM_PIPELINE_ID: {a.id}" in compiled  # where A's id can be read
     (wf,) = list(client.list_pipeline_workflows(a.id))
     jobs = list(client.list_workflow_jobs(wf.id))  # 4 jobs over two pages of 2
     assert [j.name for j in jobs] == ["build", "trigger", "wait-for-triggered-pipeline", "check"]
@@ -147,3 +162,47 @@ def test_emulator_command_prints_its_url_first(tmp_path: Path) -> None:
         server.wait(timeout=10)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def _emulator_command(*args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCLE")}
+    cmd = [sys.executable, "-m", "circleback", "emulator", "--token", TOKEN, *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_emulator_command_refuses_an_unknown_switch() -> None:
+    server = _emulator_command("--switch", "creation=instantly")
+    _, err = server.communicate(timeout=60)
+    assert server.returncode == 2
+    assert "creation" in err
+    assert "async" in err  # names the values it accepts
+
+
+def test_emulator_command_takes_timing_knobs_and_switches() -> None:
+    """A creation delay far longer than the test: the pipeline is still pending."""
+    server = _emulator_command(
+        "--project",
+        f"gh/acme/b={CONFIGS / 'b.yml'}",
+        "--creation-delay",
+        "3600",
+        "--switch",
+        "trigger_parameters=namespaces",
+        "--switch",
+        "creation=async",
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        with httpx.Client(base_url=url, headers={"Circle-Token": TOKEN}) as http:
+            created = http.post("/api/v2/project/gh/acme/b/pipeline", json={})
+            assert created.json()["state"] == "pending"
+            pipeline = http.get(f"/api/v2/pipeline/{created.json()['id']}").json()
+            assert pipeline["state"] == "pending"
+            switches = http.get("/_emulator/switches").json()
+            assert (switches["creation_delay"], switches["trigger_parameters"]) == (
+                3600,
+                "namespaces",
+            )
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)

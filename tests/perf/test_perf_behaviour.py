@@ -123,7 +123,12 @@ def test_status_with_workflows_needs_one_request_per_pipeline(
     with _client(emu.transport()) as client:
         report = wait_for_downstream(client, records)
     assert report.pipelines[0].project_slug == B
-    assert [r["path"].endswith("/workflow") for r in emu.request_log] == [True, True]
+    # One look per pipeline (its workflows show it was created), then each finished
+    # workflow's jobs once, for the report (not_run jobs hide inside a success).
+    paths = [r["path"] for r in emu.request_log]
+    assert sum(p.endswith("/workflow") for p in paths) == 2
+    assert all(p.endswith(("/workflow", "/job")) for p in paths)
+    assert sum(p.endswith("/job") for p in paths) == 2  # B has one workflow
 
 
 def test_approve_searches_workflows_still_going_first(api: httpx.Client, emu: Emulator) -> None:
@@ -133,15 +138,23 @@ def test_approve_searches_workflows_still_going_first(api: httpx.Client, emu: Em
     emu.finish_job_by_name(A10, "trigger", "success", pipeline_id=pid)
     for _ in range(9):
         emu.finish_job_by_name(A10, "lint", "success", pipeline_id=pid)
+    b = api.post(
+        f"/project/{B}/pipeline",
+        json={"branch": "main", "parameters": {"triggering-pipeline-id": pid}},
+    ).json()["id"]
     emu.clear_request_log()
     with _client(emu.transport()) as client:
-        result = approve(client, pid, allow_projects=["gh/acme/*"])
+        result = approve(client, pid, allow_projects=["gh/acme/*"], downstream_pipeline_id=b)
     assert result.outcome is Outcome.APPROVED
     assert result.workflow is not None
     assert result.workflow.name == "main"
-    assert len(emu.request_log) == 3
+    # workflows, the hold workflow's jobs, its finished build jobs' artifacts (A's
+    # record), B's config (the link), the approval: no finished workflow's job list.
+    paths = [r["path"] for r in emu.request_log]
+    assert sum(p.endswith("/job") for p in paths) == 1
+    assert sum(p.endswith("/config") for p in paths) == 1
     with _client(emu.transport()) as client:
-        again = approve(client, pid, allow_projects=["gh/acme/*"])
+        again = approve(client, pid, allow_projects=["gh/acme/*"], downstream_pipeline_id=b)
     assert again.outcome is Outcome.ALREADY_APPROVED
 
 

@@ -22,8 +22,21 @@ def trigger_b(world: World, upstream: str, state: Path, slug: str = B) -> str:
     return result.out.strip()
 
 
-def approve(world: World, upstream: str, *extra: str) -> tuple[int, str, str]:
-    result = world.cli("approve", "--pipeline-id", upstream, "--allow-project", "gh/acme/*", *extra)
+def approve(
+    world: World, upstream: str, *extra: str, downstream: str | None = None
+) -> tuple[int, str, str]:
+    """Approve as a B pipeline triggered by ``upstream`` (a fresh one unless given)."""
+    own = downstream or world.downstream(upstream)
+    result = world.cli(
+        "approve",
+        "--pipeline-id",
+        upstream,
+        "--allow-project",
+        "gh/acme/*",
+        "--downstream-pipeline-id",
+        own,
+        *extra,
+    )
     return result.code, result.out, result.err
 
 
@@ -35,8 +48,7 @@ def test_happy_path(world: World, tmp_path: Path) -> None:
     state = tmp_path / "ws" / "downstream.json"
     b = trigger_b(world, a, state)
 
-    pipeline = world.api.get(f"/pipeline/{b}").json()
-    assert pipeline["trigger_parameters"]["triggering-pipeline-id"] == a
+    assert world.sent_parameters(b)["triggering-pipeline-id"] == a
     recorded = json.loads(state.read_text())["downstream"]
     assert recorded == [
         {
@@ -80,15 +92,30 @@ def test_happy_path_request_counts(world: World, tmp_path: Path) -> None:
     world.emu.clear_request_log()
     assert world.cli("status", "--pipeline-id", b).code == 0
     status_requests = world.requests()
-    # the guard reads A, then the trigger, then B's pipeline to catch a creation error
-    assert [r["method"] for r in trigger_requests] == ["GET", "POST", "GET"]
-    assert [(r["method"], r["path"].split("/")[3]) for r in approve_requests] == [
-        ("GET", "pipeline"),
-        ("GET", "workflow"),
-        ("POST", "workflow"),
+    # The guard reads A and A's config (the way up); then the trigger; then B, B's config
+    # (it must use the callback parameter) and B's workflows (it must run one).
+    assert [(r["method"], r["path"].split("/", 4)[-1]) for r in trigger_requests] == [
+        ("GET", a),
+        ("GET", f"{a}/config"),
+        ("POST", "gh/acme/b/pipeline"),
+        ("GET", b),
+        ("GET", f"{b}/config"),
+        ("GET", f"{b}/workflow"),
     ]
-    # pipeline (for its slug), then per look: workflows only, and nothing else on success
-    assert len(status_requests) == 2
+    # A's workflows, the hold workflow's jobs (once), the artifacts of A's finished build
+    # jobs (A's trigger record: none stored here), B's config (the link), the approval.
+    assert [r["method"] + " " + r["path"].split("/")[3] for r in approve_requests[1:]] == [
+        "GET pipeline",
+        "GET workflow",
+        "GET project",
+        "GET project",
+        "GET pipeline",
+        "POST workflow",
+    ]
+    assert approve_requests[-2]["path"].endswith("/config")
+    # the pipeline (for its slug), then one look (its workflows show it was created),
+    # then each workflow's jobs for the report (not_run jobs, required jobs)
+    assert len(status_requests) == 4
 
 
 def test_trigger_json_and_parameters(world: World, tmp_path: Path) -> None:
@@ -99,7 +126,7 @@ def test_trigger_json_and_parameters(world: World, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     doc = result.json()
     assert set(doc) == {"project_slug", "pipeline_id", "number", "state", "url"}
-    params = world.api.get(f"/pipeline/{doc['pipeline_id']}").json()["trigger_parameters"]
+    params = world.sent_parameters(doc["pipeline_id"])
     assert params["deploy"] is True
     assert params["triggering-pipeline-id"] == a
 
@@ -111,7 +138,7 @@ def test_upstream_id_defaults_to_circle_pipeline_id(
     monkeypatch.setenv("CIRCLE_PIPELINE_ID", a)
     result = world.cli("trigger", B)
     assert result.code == 0, result.err
-    params = world.api.get(f"/pipeline/{result.out.strip()}").json()["trigger_parameters"]
+    params = world.sent_parameters(result.out.strip())
     assert params["triggering-pipeline-id"] == a
 
 
@@ -172,11 +199,51 @@ def test_errored_pipeline_fails_status(world: World) -> None:
 
 
 def test_undeclared_callback_parameter_is_explained(world: World) -> None:
+    # CircleCI as users report it: the pipeline is created, then errors.
+    a = world.upstream_on_hold()
+    result = world.cli("trigger", "gh/acme/b-undeclared", "--upstream-pipeline-id", a)
+    assert result.code == 1
+    assert "Unexpected argument(s): triggering-pipeline-id" in result.err
+    assert "does not declare 'triggering-pipeline-id'" in result.err
+
+
+def test_undeclared_parameter_answered_400_names_it(world: World) -> None:
+    world.emu.set_switches(parameter_errors="bad_request")
     a = world.upstream_on_hold()
     result = world.cli("trigger", "gh/acme/b-undeclared", "--upstream-pipeline-id", a)
     assert result.code == 3
-    assert "Unexpected argument(s): triggering-pipeline-id" in result.err
-    assert "declare 'triggering-pipeline-id' there" in result.err
+    assert "does not declare 'triggering-pipeline-id'" in result.err
+
+
+def test_undeclared_parameter_answered_404_is_not_blamed_on_the_slug(world: World) -> None:
+    # Why: a 404 "Project not found" for an undeclared parameter got a hint about the
+    # slug and token. The token can read the project's pipelines, so it is the parameter.
+    world.emu.set_switches(parameter_errors="not_found")
+    a = world.upstream_on_hold()
+    result = world.cli("trigger", B, "--upstream-pipeline-id", a, "-p", "requestor=staging")
+    assert result.code == 3
+    assert "Project not found" in result.err
+    assert "the 404 means a parameter its config does not declare" in result.err
+    assert "'requestor'" in result.err
+
+
+def test_404_on_a_project_the_token_cannot_see_mentions_project_tokens(world: World) -> None:
+    a = world.upstream_on_hold()
+    result = world.cli("trigger", "gh/acme/nope", "--upstream-pipeline-id", a)
+    assert result.code == 3
+    assert "project API tokens" in result.err
+
+
+def test_a_type_error_suggests_key_colon_equals(world: World) -> None:
+    # Why: -p pull-request-number=39001 to a string parameter got "declare
+    # 'triggering-pipeline-id'" instead of "use KEY:=VALUE".
+    a = world.upstream_on_hold()
+    result = world.cli(
+        "trigger", "gh/acme/b-typed", "--upstream-pipeline-id", a, "-p", "pull-request-number=39001"
+    )
+    assert result.code == 1
+    assert "pull-request-number:=39001" in result.err
+    assert "declare 'triggering-pipeline-id'" not in result.err
 
 
 def test_b_waiting_for_its_own_approval_times_out(world: World) -> None:
@@ -228,8 +295,10 @@ def test_fan_out_status_reports_every_downstream(world: World, tmp_path: Path) -
 
 def test_matrix_double_approve_is_a_quiet_success(world: World) -> None:
     a = world.upstream_on_hold()
-    first = world.cli("approve", "--pipeline-id", a, "--allow-project", A, "--json")
-    second = world.cli("approve", "--pipeline-id", a, "--allow-project", A, "--json")
+    b = world.downstream(a)
+    args = ("approve", "--pipeline-id", a, "--allow-project", A, "--downstream-pipeline-id", b)
+    first = world.cli(*args, "--json")
+    second = world.cli(*args, "--json")
     assert (first.code, second.code) == (0, 0)
     assert first.json()["outcome"] == "approved"
     assert second.json()["outcome"] == "already_approved"
@@ -267,6 +336,7 @@ def test_no_allow_rule_is_refused_with_the_risk_explained(world: World) -> None:
 def test_allow_projects_from_the_environment(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     a = world.upstream_on_hold()
     monkeypatch.setenv("CIRCLEBACK_ALLOW_PROJECTS", "gh/other/x, gh/acme/a")
+    monkeypatch.setenv("CIRCLE_PIPELINE_ID", world.downstream(a))  # B's own id, as in a job
     assert world.cli("approve", "--pipeline-id", a).code == 0
     assert world.job_status(a, HOLD) == "success"
 
@@ -290,11 +360,20 @@ def test_not_found_lists_the_approval_jobs(world: World) -> None:
 def test_hold_on_page_three(world: World) -> None:
     world.emu.set_page_size(2)
     a = world.trigger("gh/acme/many")
+    b = world.downstream(a)
     world.emu.clear_request_log()
-    code, _, err = approve(world, a)
+    code, _, err = approve(world, a, downstream=b)
     assert code == 0, err
-    methods = [r["method"] for r in world.requests()]
-    assert methods == ["GET"] + ["GET"] * 3 + ["POST"]  # workflows, three pages, approve
+    paths = [r["method"] + " " + r["path"].split("/")[3] for r in world.requests()]
+    # workflows, three pages of jobs, each build job's artifacts (A's trigger record),
+    # B's config (the link), approve
+    assert paths == [
+        "GET pipeline",
+        *["GET workflow"] * 3,
+        *["GET project"] * 4,
+        "GET pipeline",
+        "POST workflow",
+    ]
     assert world.job_status(a, HOLD) == "success"
 
 
@@ -372,7 +451,7 @@ def test_storms_during_approve_and_status(world: World, tmp_path: Path, status: 
     a = world.upstream_on_hold()
     b = trigger_b(world, a, tmp_path / "s.json")
     world.emu.add_fault("status", status=status, count=3, method="*", path="/api/v2/")
-    assert approve(world, a)[0] == 0
+    assert approve(world, a, downstream=b)[0] == 0
     world.finish_all(b)
     world.emu.add_fault("status", status=status, count=3, method="GET", path="/api/v2/")
     assert world.cli("status", "--pipeline-id", b).code == 0
@@ -395,8 +474,9 @@ def test_5xx_on_trigger_is_reconciled_before_it_is_sent_again(world: World) -> N
     calls = [(r["method"], r["path"]) for r in world.requests()]
     trigger = ("POST", f"/api/v2/project/{B}/pipeline")
     look = ("GET", f"/api/v2/project/{B}/pipeline")
-    chain = ("GET", f"/api/v2/pipeline/{a}")  # the depth and cycle guard reads A first
-    assert calls[:4] == [chain, trigger, look, trigger]
+    # the depth and cycle guard reads A and A's config first
+    chain = [("GET", f"/api/v2/pipeline/{a}"), ("GET", f"/api/v2/pipeline/{a}/config")]
+    assert calls[:5] == [*chain, trigger, look, trigger]
 
 
 def test_5xx_storm_during_trigger_confirmation_is_survived(world: World) -> None:

@@ -18,7 +18,7 @@ from circleback.relay import (
     record_downstream,
 )
 from circleback.relay.approve import parse_allow_patterns
-from circleback.relay.records import app_url, job_url
+from circleback.relay.records import app_url, check_writable, job_url
 from circleback.relay.report import junit_xml, summary
 from circleback.relay.status import FailedJob, PipelineReport, StatusReport, WorkflowReport
 from circleback.relay.trigger import TriggerRequest, build_parameters
@@ -98,21 +98,62 @@ def test_allow_patterns_split_and_validate() -> None:
             parse_allow_patterns([bad])
 
 
-def _record(slug: str, number: int = 1) -> Downstream:
-    return Downstream(slug, PID, number, "created", f"https://x/{number}")
+def _record(slug: str, number: int = 1, pid: str = PID) -> Downstream:
+    return Downstream(slug, pid, number, "created", f"https://x/{number}")
 
 
-def test_state_file_accumulates_one_entry_per_project(tmp_path: Path) -> None:
+def _pid(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def test_state_file_keeps_one_entry_per_downstream_pipeline(tmp_path: Path) -> None:
+    # Why: two triggers into the same project kept one entry, so status judged one of
+    # them and passed although the other failed.
     path = tmp_path / "ws" / "downstream.json"
-    record_downstream(path, _record("gh/acme/b", 1))
-    record_downstream(path, _record("gh/acme/c", 2))
-    record_downstream(path, _record("gh/acme/b", 3))
+    record_downstream(path, _record("gh/acme/b", 1, _pid(1)))
+    record_downstream(path, _record("gh/acme/c", 2, _pid(2)))
+    record_downstream(path, _record("gh/acme/b", 3, _pid(3)))
+    record_downstream(path, _record("gh/acme/b", 3, _pid(3)))  # the same pipeline again
     assert [(d.project_slug, d.number) for d in read_state(path)] == [
+        ("gh/acme/b", 1),
         ("gh/acme/c", 2),
         ("gh/acme/b", 3),
     ]
     assert json.loads(path.read_text())["version"] == 1
     assert [p.name for p in path.parent.iterdir()] == ["downstream.json"]
+
+
+def test_concurrent_writers_never_lose_a_record(tmp_path: Path) -> None:
+    # Why: eight concurrent triggers into one file lost 9 of 40 records.
+    import threading
+
+    path = tmp_path / "downstream.json"
+    barrier = threading.Barrier(8)
+
+    def writer(w: int) -> None:
+        barrier.wait()
+        for i in range(5):
+            record_downstream(path, _record("gh/acme/b", w * 10 + i, _pid(w * 10 + i)))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(d.number for d in read_state(path)) == sorted(
+        w * 10 + i for w in range(8) for i in range(5)
+    )
+
+
+def test_check_writable_refuses_before_anything_is_done(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(errors.ConfigurationError, match="cannot be written"):
+        check_writable(blocker / "state.json", what="--state-file")
+    with pytest.raises(errors.ConfigurationError, match="is a directory"):
+        check_writable(tmp_path, what="--junit")
+    check_writable(tmp_path / "new" / "state.json", what="--state-file")
+    assert [p.name for p in (tmp_path / "new").iterdir()] == []
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,12 @@ PROJECTS = {
     "gh/acme/b-undeclared": CONFIGS / "b_undeclared.yml",
     "gh/evil/a": CONFIGS / "a.yml",
     "gh/acme/b-undeclared-twin": CONFIGS / "b.yml",
+    "gh/acme/b-typed": CONFIGS / "b_typed.yml",
+    "gh/acme/b-tags": CONFIGS / "b_tags.yml",
+    "gh/acme/b-filtered": CONFIGS / "b_filtered.yml",
+    "gh/acme/b-no-callback": CONFIGS / "b_no_callback.yml",
+    "gh/acme/b-dynamic": CONFIGS / "b_dynamic.yml",
+    "gh/acme/b-serial": CONFIGS / "b_serial.yml",
     "circleci/8e1a5d2c-0d9d-4bfb-9d4f-1f2b3c4d5e6f/a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d": CONFIGS
     / "b.yml",
 }
@@ -113,6 +119,18 @@ class World:
         response = self.api.post(f"/project/{slug}/pipeline", json=body)
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
+
+    def downstream(self, upstream: str, slug: str = B, **parameters: Any) -> str:
+        """A pipeline of ``slug`` triggered with ``upstream`` as its callback parameter, as
+        ``circleback trigger`` would send it: its compiled config carries that id."""
+        return self.trigger(slug, **{"triggering-pipeline-id": upstream, **parameters})
+
+    def sent_parameters(self, pipeline_id: str) -> dict[str, Any]:
+        """What the trigger sent (the emulator's own record: CircleCI's API never shows it)."""
+        for p in self.emu.state_dump()["pipelines"]:
+            if p["id"] == pipeline_id:
+                return dict(p["sent_parameters"])
+        raise AssertionError(f"no pipeline {pipeline_id}")
 
     def workflows(self, pipeline_id: str) -> list[dict[str, Any]]:
         return list(self.api.get(f"/pipeline/{pipeline_id}/workflow").json()["items"])

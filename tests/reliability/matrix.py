@@ -73,6 +73,8 @@ class Scenario:
     expect: Mapping[str, Expect] = field(default_factory=dict)
     loopback: bool = False
     """Run over a real socket with a short client timeout instead of in-process."""
+    switches: Mapping[str, Any] = field(default_factory=dict)
+    """Emulator switches that differ from its realistic defaults for this row."""
 
 
 def page_token(key: int) -> str:
@@ -229,6 +231,30 @@ SCENARIOS: tuple[Scenario, ...] = (
             "approve": _retried(0, "retried: 409, re-read, already approved"),
         },
     ),
+    *(
+        Scenario(
+            f"lost-response-{layout}",
+            f"the response was lost; `trigger_parameters` {what}",
+            Injection("lost_response"),
+            {"trigger": Expect(0, "adopted (proven from B's compiled config)", posts=1)},
+            switches={"trigger_parameters": layout},
+        )
+        for layout, what in (
+            ("namespaces", "holds CircleCI's namespaces only"),
+            ("echo", "echoes the parameters (never observed)"),
+        )
+    ),
+    Scenario(
+        "lost-response-slow-creation",
+        "the response was lost; B stays `pending` longer than the reconciliation looks",
+        Injection("lost_response"),
+        {
+            "trigger": Expect(
+                3, "outcome unknown (B unreadable while pending): nothing re-sent", posts=1
+            )
+        },
+        switches={"creation_delay": 600.0},
+    ),
 )
 
 CELLS = [(s, c) for s in SCENARIOS for c in COMMANDS if c in s.expect]
@@ -263,6 +289,8 @@ FUZZ_WHAT: Mapping[str, str] = {
 
 def _cell(scenario: Scenario, command: str) -> str:
     expect = scenario.expect.get(command)
+    if expect is None and scenario.switches:
+        return "n/a (only `trigger` reads B's new pipelines)"
     if expect is None:
         return "n/a (a GET acts on nothing)"
     text = f"**{expect.code}** {expect.how}"
@@ -276,7 +304,9 @@ def render_table() -> str:
     where = ", ".join(f"{c}: `{m} {p}`" for c, (m, p) in TARGETS.items())
     lines = [
         f"Exit codes in bold. Faults hit the request that decides each command ({where}); "
-        "page faults hit the list it reads.",
+        "page faults hit the list it reads. The emulator runs with its realistic defaults "
+        "(async creation, `trigger_parameters` absent, undeclared parameters error the "
+        "pipeline); rows naming a layout or delay change only that.",
         "",
         "| Scenario | " + " | ".join(f"`{c}`" for c in COMMANDS) + " |",
         "|---|" + "---|" * len(COMMANDS),

@@ -21,7 +21,7 @@ from circleback import _cli
 from circleback.client import CircleCIClient
 from circleback.emulator.server import EmulatorServer, make_server
 from circleback.relay import Outcome, approve
-from tests.relay.world import TOKEN, B, World
+from tests.relay.world import TOKEN, World
 
 pytestmark = pytest.mark.loopback
 
@@ -85,8 +85,7 @@ def test_two_b_pipelines_approving_at_once_through_the_cli(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     a = world.upstream_on_hold()
-    for _ in range(2):
-        world.trigger(B, **{"triggering-pipeline-id": a})
+    bs = [world.downstream(a) for _ in range(2)]
     monkeypatch.setenv("CIRCLEBACK_HOST", server.url)
     transport = RaceTransport(2)
     monkeypatch.setattr(_cli, "RUNTIME", _cli.Runtime(transport=transport))
@@ -95,7 +94,7 @@ def test_two_b_pipelines_approving_at_once_through_the_cli(
     args = ["--log-format", "json", "approve", "--pipeline-id", a, "--json"]
     args += ["--allow-project", "gh/acme/*"]
     with ThreadPoolExecutor(2) as pool:
-        codes = list(pool.map(lambda _: _cli.run(args), range(2)))
+        codes = list(pool.map(lambda b: _cli.run([*args, "--downstream-pipeline-id", b]), bs))
     transport.shut()
     out, err = capsys.readouterr()
     assert codes == [0, 0], err
@@ -110,15 +109,18 @@ def test_eight_approvers_release_the_hold_exactly_once(
     world: World, server: EmulatorServer
 ) -> None:
     a = world.upstream_on_hold()
+    bs = [world.downstream(a) for _ in range(8)]
     world.emu.clear_request_log()
     transport = RaceTransport(8)
 
-    def approver(_: int) -> Outcome:
+    def approver(b: str) -> Outcome:
         with CircleCIClient(token=TOKEN, host=server.url, transport=transport) as client:
-            return approve(client, a, allow_projects=["gh/acme/*"]).outcome
+            return approve(
+                client, a, allow_projects=["gh/acme/*"], downstream_pipeline_id=b
+            ).outcome
 
     with ThreadPoolExecutor(8) as pool:
-        outcomes = list(pool.map(approver, range(8)))
+        outcomes = list(pool.map(approver, bs))
     transport.shut()
     assert outcomes.count(Outcome.APPROVED) == 1
     assert outcomes.count(Outcome.ALREADY_APPROVED) == 7

@@ -100,7 +100,7 @@ def pipelines_carrying(world: World, upstream: str) -> list[dict[str, Any]]:
     return [
         p
         for p in world.emu.state_dump()["pipelines"]
-        if p["project_slug"] == B and p["trigger_parameters"].get(CALLBACK) == upstream
+        if p["project_slug"] == B and p["sent_parameters"].get(CALLBACK) == upstream
     ]
 
 
@@ -109,6 +109,8 @@ def pipelines_carrying(world: World, upstream: str) -> list[dict[str, Any]]:
 
 def check_trigger(world: World, scenario: Scenario, expect: Expect, tmp_path: Path) -> None:
     a = world.upstream_on_hold()
+    if scenario.switches:  # only B's pipelines see the row's layout or delay
+        world.emu.set_switches(dict(scenario.switches))
     state = tmp_path / "downstream.json"
     result = run(
         world,
@@ -138,7 +140,7 @@ def check_trigger(world: World, scenario: Scenario, expect: Expect, tmp_path: Pa
 
 def check_approve(world: World, scenario: Scenario, expect: Expect, tmp_path: Path) -> None:
     a = world.upstream_on_hold()
-    world.trigger(B, **{CALLBACK: a})
+    b = world.downstream(a)
     hold_id = next(
         j["id"]
         for j in world.emu.state_dump()["jobs"]
@@ -154,6 +156,8 @@ def check_approve(world: World, scenario: Scenario, expect: Expect, tmp_path: Pa
         "--json",
         "--allow-project",
         "gh/acme/*",
+        "--downstream-pipeline-id",
+        b,
     )
     assert_clean(world, result, expect.code, scenario)
     approves = [r["path"] for r in world.requests() if "/approve/" in r["path"]]
@@ -210,5 +214,10 @@ def test_every_command_meets_every_required_fault() -> None:
     statuses = {s.injection.status for s in matrix.SCENARIOS}
     assert {429, 500, 502, 503, 504} <= statuses
     for scenario in matrix.SCENARIOS:
+        if scenario.id.startswith("lost-response-"):
+            assert set(scenario.expect) == {"trigger"}, scenario.id  # a layout: trigger only
+            continue
         expected = set(matrix.COMMANDS) - ({"status"} if scenario.id == "lost-response" else set())
         assert set(scenario.expect) == expected, scenario.id
+    layouts = {s.switches.get("trigger_parameters", "absent") for s in matrix.SCENARIOS}
+    assert layouts == {"absent", "namespaces", "echo"}  # a lost answer under each layout

@@ -183,7 +183,7 @@ def pipelines_carrying(world: World, upstream: str) -> list[dict[str, Any]]:
     return [
         p
         for p in world.emu.state_dump()["pipelines"]
-        if p["project_slug"] == B and p["trigger_parameters"].get(CALLBACK) == upstream
+        if p["project_slug"] == B and p["sent_parameters"].get(CALLBACK) == upstream
     ]
 
 
@@ -209,8 +209,11 @@ def check_trigger(world: World, transport: Hostile, expect: Expect, tmp_path: Pa
 
 def check_approve(world: World, transport: Hostile, expect: Expect, tmp_path: Path) -> None:
     a = world.upstream_on_hold()
-    world.trigger(B, **{CALLBACK: a})
-    result = world.cli("approve", "--pipeline-id", a, "--json", "--allow-project", "gh/acme/*")
+    b = world.downstream(a)
+    result = world.cli(
+        "approve", "--pipeline-id", a, "--json", "--allow-project", "gh/acme/*",
+        "--downstream-pipeline-id", b,
+    )  # fmt: skip
     assert_bounded(world, result, transport, expect)
     hold = world.job_status(a, HOLD)
     assert hold == ("success" if expect.code == 0 else "on_hold")

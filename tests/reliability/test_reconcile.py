@@ -1,8 +1,10 @@
 """Trigger reconciliation: an ambiguous trigger never becomes a second downstream pipeline.
 
-Library level (``relay.trigger`` over the emulator's in-process transport): each test
-makes one trigger's outcome unknown in a particular way and checks which pipeline is
-adopted, when the trigger is sent again, and when it fails with the reason spelt out.
+Library level (``relay.trigger`` over the emulator's in-process transport, realistic
+defaults: async creation, no parameters in ``trigger_parameters``): each test makes one
+trigger's outcome unknown in a particular way and checks which pipeline is adopted
+(proven from its compiled config), when the trigger is sent again, and when it fails
+"outcome unknown" with the reason spelt out.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from circleback.relay.trigger import (
     TriggerRequest,
     trigger,
 )
-from tests.relay.world import HOST, PROJECTS, TOKEN, B, FakeTime
+from tests.relay.world import HOST, PROJECTS, TOKEN, A, B, FakeTime
 from tests.reliability.conftest import RealClock
 
 CALLBACK = "triggering-pipeline-id"
@@ -48,10 +50,16 @@ class Recorder(httpx.BaseTransport):
 
 
 class Setup:
-    def __init__(self, clock: RealClock) -> None:
+    def __init__(self, clock: RealClock, layout: str = "absent") -> None:
         self.clock = clock
         self.time = FakeTime()
-        self.emu = Emulator(projects=PROJECTS, tokens=(TOKEN,), clock=clock, sleep=self.time.sleep)
+        self.emu = Emulator(
+            projects=PROJECTS,
+            tokens=(TOKEN,),
+            clock=clock,
+            sleep=self.time.sleep,
+            switches={"trigger_parameters": layout},
+        )
         self.net = Recorder(self.emu.transport())
         self.client = CircleCIClient(
             token=TOKEN,
@@ -60,7 +68,14 @@ class Setup:
             sleep=self.time.sleep,
             clock=self.time.clock,
         )
-        self.upstream = str(uuid.uuid4())
+        # A real pipeline of A (trigger refuses an upstream id that does not exist), made
+        # a day ago so that the clock can still be moved back for "earlier" pipelines.
+        clock.shift = timedelta(days=-1)
+        self.upstream = self.emu.locked(
+            lambda st: st.trigger(A, branch="main", tag=None, parameters={})
+        ).id
+        clock.shift = timedelta(0)
+        self.known: list[str] = []
 
     def request(self, **kwargs: Any) -> TriggerRequest:
         return TriggerRequest(project_slug=B, upstream_pipeline_id=self.upstream, **kwargs)
@@ -72,6 +87,7 @@ class Setup:
             sleep=self.time.sleep,
             clock=self.time.clock,
             now=self.clock,
+            known_pipeline_ids=self.known,
         )
         return record.pipeline_id
 
@@ -79,8 +95,12 @@ class Setup:
         return [
             p
             for p in self.emu.state_dump()["pipelines"]
-            if p["trigger_parameters"].get(CALLBACK) == self.upstream
+            if p["project_slug"] == B and p["sent_parameters"].get(CALLBACK) == self.upstream
         ]
+
+    def sent(self, pipeline_id: str) -> dict[str, Any]:
+        found = [p for p in self.emu.state_dump()["pipelines"] if p["id"] == pipeline_id]
+        return dict(found[0]["sent_parameters"])
 
     def posts(self) -> int:
         return sum(1 for m, p in self.net.calls if m == "POST")
@@ -88,13 +108,13 @@ class Setup:
     def looks(self) -> int:
         return sum(1 for m, p in self.net.calls if m == "GET" and p.endswith(f"{B}/pipeline"))
 
-    def earlier_pipeline(self, minutes: float = 10.0, **parameters: Any) -> str:
+    def earlier_pipeline(self, minutes: float = 10.0, slug: str = B, **parameters: Any) -> str:
         """A pipeline of B triggered before this attempt (an earlier run of A's job)."""
         self.clock.shift = timedelta(minutes=-minutes)
         try:
             return self.emu.locked(
                 lambda s: s.trigger(
-                    B,
+                    slug,
                     branch="main",
                     tag=None,
                     parameters={CALLBACK: self.upstream, **parameters},
@@ -113,12 +133,49 @@ def s(clock: RealClock) -> Iterator[Setup]:
     setup.client.close()
 
 
-def test_a_lost_answer_adopts_the_pipeline_it_created(s: Setup) -> None:
+@pytest.mark.parametrize("layout", ["absent", "namespaces", "echo"])
+def test_a_lost_answer_adopts_the_pipeline_it_created(clock: RealClock, layout: str) -> None:
+    # Why: with CircleCI's real trigger_parameters (none, or namespaces only) the created
+    # pipeline looked "not ours" and the trigger was sent again: two B pipelines, exit 0.
+    s = Setup(clock, layout)
     s.emu.add_fault("lost_response", method="POST", path=TRIGGER_PATH)
     pid = s.run(branch="main")
     assert [p["id"] for p in s.ours()] == [pid]
     assert s.posts() == 1
     assert s.looks() == 1
+
+
+def test_a_lost_answer_never_adopts_a_pipeline_sent_other_parameters(s: Setup) -> None:
+    # Why: triggered with requested-by=staging, then again from the same A with
+    # requested-by=prod, whose request is dropped: the staging pipeline was adopted.
+    staging = s.earlier_pipeline(minutes=0, **{"requested-by": "staging"})
+    s.emu.add_fault("drop", method="POST", path=TRIGGER_PATH)
+    pid = s.run(branch="main", parameters={"requested-by": "prod"})
+    assert pid != staging
+    assert s.posts() == 2  # provably not created (B shows requested-by: staging): sent again
+    assert s.sent(pid)["requested-by"] == "prod"
+
+
+def test_parameters_the_config_cannot_show_make_the_outcome_unknown(s: Setup) -> None:
+    # B does not use `deploy` anywhere, so its value cannot be read back: never adopt on a
+    # guess, never send again; say what to look at.
+    candidate = s.earlier_pipeline(minutes=0, deploy=True)
+    s.emu.add_fault("drop", method="POST", path=TRIGGER_PATH)
+    with pytest.raises(TriggerOutcomeUnknown) as info:
+        s.run(branch="main", parameters={"deploy": False})
+    assert s.posts() == 1
+    assert candidate in info.value.message
+    assert "does not show deploy" in info.value.message
+    assert info.value.exit_code == errors.EXIT_API
+
+
+def test_a_pipeline_already_recorded_is_never_adopted(s: Setup) -> None:
+    recorded = s.earlier_pipeline(minutes=0)
+    s.known = [recorded]
+    s.emu.add_fault("drop", method="POST", path=TRIGGER_PATH)
+    pid = s.run(branch="main")
+    assert pid != recorded
+    assert s.posts() == 2
 
 
 def test_a_dropped_request_is_sent_again_once_none_is_found(s: Setup) -> None:
@@ -155,7 +212,7 @@ def test_a_pipeline_from_an_earlier_run_of_the_job_is_not_adopted(s: Setup) -> N
 def test_two_candidates_fail_clearly_and_nothing_more_is_sent(s: Setup) -> None:
     first = s.earlier_pipeline(minutes=0)
     s.emu.add_fault("lost_response", method="POST", path=TRIGGER_PATH)
-    with pytest.raises(DuplicateDownstream) as info:
+    with pytest.raises(TriggerOutcomeUnknown) as info:
         s.run(branch="main")
     assert len(s.ours()) == 2
     assert first in info.value.message
@@ -171,7 +228,7 @@ def test_a_late_landing_after_the_retry_is_reported_never_silent(s: Setup) -> No
             s.earlier_pipeline(minutes=0)
 
     s.net.before = first_attempt_lands_late
-    with pytest.raises(DuplicateDownstream, match="2 pipelines"):
+    with pytest.raises(DuplicateDownstream, match="landed too"):
         s.run(branch="main")
     assert len(s.ours()) == 2
 
@@ -184,24 +241,18 @@ def test_an_unreadable_list_fails_without_sending_again(s: Setup) -> None:
     assert s.posts() == 1
     assert len(s.ours()) == 1
     assert "rerun this job only if there is none" in info.value.hint
+    assert "Nothing was sent again" in info.value.hint
 
 
-def test_recent_pipelines_without_parameters_cannot_be_judged(s: Setup) -> None:
-    other = s.earlier_pipeline(minutes=0)
-    shown = s.emu.locked(lambda st: st.pipeline(other))
-    from circleback.emulator import shapes
-
-    page = {"items": [{**shapes.pipeline_json(shown), "trigger_parameters": None}]}
+def test_a_recent_pipeline_still_pending_cannot_be_judged(s: Setup) -> None:
+    # Its compiled config is empty until it leaves `pending`: it could be ours.
+    s.emu.set_switches(creation_delay=3600.0)
+    s.earlier_pipeline(minutes=0)
     s.emu.add_fault("drop", method="POST", path=TRIGGER_PATH)
-    s.emu.add_fault(
-        "unexpected_shape",
-        method="GET",
-        path=TRIGGER_PATH,
-        body={**page, "next_page_token": None},
-    )
-    with pytest.raises(TriggerOutcomeUnknown, match="show no parameters"):
+    with pytest.raises(TriggerOutcomeUnknown, match="cannot be told"):
         s.run(branch="main")
     assert s.posts() == 1
+    assert s.looks() == ReconcilePolicy().looks  # looked again while it was pending
 
 
 def test_attempts_are_bounded_and_the_error_says_none_was_created(s: Setup) -> None:
@@ -228,7 +279,10 @@ def test_a_refusal_is_not_reconciled(s: Setup, fault: dict[str, Any], error: typ
     with pytest.raises(error) as info:
         s.run(branch="main")
     assert not info.value.outcome_unknown
-    assert s.looks() == 0
+    assert s.ours() == []
+    # Only a 404 looks at B's pipelines: to tell "cannot see the project" from an
+    # undeclared parameter in its hint, not to reconcile.
+    assert s.looks() == (1 if error is errors.NotFound else 0)
 
 
 def test_ci_skip_is_final_not_ambiguous(s: Setup) -> None:
@@ -245,7 +299,14 @@ def test_pipeline_run_and_tags_are_reconciled_too(s: Setup) -> None:
     definition_id = next(p["definition_id"] for p in definition if p["slug"] == B)
     pid = s.run(branch="main", definition_id=definition_id)
     assert [p["id"] for p in s.ours()] == [pid]
-    s.emu.add_fault("lost_response", method="POST", path=TRIGGER_PATH)
-    tagged = s.run(tag="v1.0.0")
-    assert {p["id"] for p in s.ours()} == {pid, tagged}
+    s.emu.add_fault("lost_response", method="POST", path=r"/project/gh/acme/b-tags/pipeline$")
+    record = trigger(
+        s.client,
+        TriggerRequest(project_slug="gh/acme/b-tags", upstream_pipeline_id=s.upstream, tag="v1"),
+        sleep=s.time.sleep,
+        clock=s.time.clock,
+        now=s.clock,
+    )
+    tagged = [p for p in s.emu.state_dump()["pipelines"] if p["project_slug"] == "gh/acme/b-tags"]
+    assert [p["id"] for p in tagged] == [record.pipeline_id]
     assert s.posts() == 2

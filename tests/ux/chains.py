@@ -40,6 +40,14 @@ def failed_chain(world: World, tmp_path: Path) -> Chain:
     store_record(world, b, "lint", c_state)
     world.finish(B, "build-and-test-3.11", "failed", pipeline_id=b)
     world.finish_all(b)
-    released = world.cli("approve", "--pipeline-id", a, "--allow-project", "gh/acme/*")
+    released = world.cli(
+        "approve",
+        "--pipeline-id",
+        a,
+        "--allow-project",
+        "gh/acme/*",
+        "--downstream-pipeline-id",
+        b,
+    )
     assert released.code == 0, released.err
     return Chain(a, b, c)
