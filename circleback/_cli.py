@@ -121,12 +121,11 @@ def main_options(
             f"--log-format {fmt!r} is not console or json.", hint="Use --log-format console|json."
         )
     from circleback import _logging
-    from circleback.settings import TOKEN_VARIABLES
 
     _logging.configure(
         verbose=verbose,
         json_format=fmt == "json",
-        secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
+        secrets=_log_secrets(),
     )
     _configured["logging"] = True
     _configured["json"] = fmt == "json"
@@ -747,13 +746,168 @@ def demo(
     fail_downstream: Annotated[
         bool, typer.Option(help="Make B's tests fail, to show the failure path.")
     ] = False,
+    webhook: Annotated[
+        bool,
+        typer.Option(help="B has no callback job: 'circleback serve' releases A from B's webhook."),
+    ] = False,
 ) -> None:
     """Run the whole circleback, A and B, on the embedded emulator (no account needed)."""
     from circleback.demo import run_demo
 
-    code = run_demo(fail_downstream=fail_downstream)
+    code = run_demo(fail_downstream=fail_downstream, webhook=webhook)
     if code:
         raise typer.Exit(code)
+
+
+# -- the webhook receiver ---------------------------------------------------------------
+
+
+def _allow_patterns(values: list[str] | None) -> list[str]:
+    patterns = list(values or [])
+    if not patterns and os.environ.get("CIRCLEBACK_ALLOW_PROJECTS"):
+        patterns = [os.environ["CIRCLEBACK_ALLOW_PROJECTS"]]
+    return patterns
+
+
+@app.command()
+def serve(
+    allow_project: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Upstream project whose holds may be released, e.g. gh/acme/* (repeatable; "
+            "also CIRCLEBACK_ALLOW_PROJECTS)."
+        ),
+    ] = None,
+    from_project: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from",
+            help="Only consider events of these downstream projects (repeatable) "
+            "[default: any project whose events carry a valid signature].",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[
+        int, typer.Option(envvar="PORT", help="Port to listen on [default: $PORT, else 8080].")
+    ] = 8080,
+    job_name: Annotated[
+        str, typer.Option(help="The upstream approval job's name.")
+    ] = "wait-for-triggered-pipeline",
+    cancel_cascade: Annotated[
+        bool,
+        typer.Option(
+            help="With the webhook on upstream projects too: an upstream workflow canceled "
+            "cancels the downstream pipelines it triggered (each proven to carry its id)."
+        ),
+    ] = False,
+    budget: Annotated[
+        float,
+        typer.Option(help="Seconds before a slow delivery is answered 503 (CircleCI waits 10s)."),
+    ] = 8.0,
+) -> None:
+    """Release upstream holds from downstream projects' CircleCI webhooks (no callback job).
+
+    Signing secrets: CIRCLEBACK_WEBHOOK_SECRETS (comma-separated, for rotation).
+    """
+    from circleback.serve import require_extra
+
+    require_extra()
+    from circleback.relay.approve import parse_allow_patterns
+    from circleback.serve.receiver import Rules
+    from circleback.serve.server import RECEIVER_RETRY
+    from circleback.serve.server import serve as run_server
+    from circleback.webhook import secrets_from_environment
+
+    if not 0 < budget < 10:
+        raise errors.ConfigurationError(
+            f"--budget {budget} is not between 0 and 10 seconds.",
+            hint="CircleCI retries a delivery not answered within 10s; keep it at 8.",
+        )
+    rules = Rules(
+        allow_projects=parse_allow_patterns(_allow_patterns(allow_project)),
+        downstream_projects=parse_allow_patterns(from_project or []),
+        job_name=job_name,
+        cancel_cascade=cancel_cascade,
+    )
+    from circleback.client import CircleCIClient
+    from circleback.settings import load_settings
+
+    client = CircleCIClient.from_settings(
+        load_settings(), transport=RUNTIME.transport, retry=RECEIVER_RETRY, timeout=4.0
+    )
+    with client:
+        run_server(client, rules, secrets_from_environment(), host=host, port=port, budget=budget)
+
+
+webhook_app = typer.Typer(
+    help="Manage the outbound webhook that 'circleback serve' receives.", no_args_is_help=True
+)
+app.add_typer(webhook_app, name="webhook")
+
+
+def _webhook_json(hook: Any) -> dict[str, Any]:
+    return {"id": hook.id, "name": hook.name, "url": hook.url, "events": list(hook.events)}
+
+
+@webhook_app.command("install")
+def webhook_install(
+    project_slug: Annotated[str, typer.Argument(help="The downstream project, e.g. gh/acme/b.")],
+    url: Annotated[str, typer.Option(help="The receiver's https:// URL (its /webhook path).")],
+    name: Annotated[str, typer.Option(help="The webhook's name.")] = "circleback",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Register the receiver's webhook on a project (idempotent; secret: the first of
+    CIRCLEBACK_WEBHOOK_SECRETS)."""
+    from circleback.webhook import install, secrets_from_environment
+
+    keys = secrets_from_environment()
+    with _client() as client:
+        result = install(client, project_slug, url=url, secret=keys[0] if keys else "", name=name)
+    log.info(f"{result.outcome.value}: {result.webhook.name} -> {result.webhook.url}")
+    if as_json:
+        _print_json({"outcome": result.outcome.value, "webhook": _webhook_json(result.webhook)})
+    else:
+        _echo(result.webhook.id)
+
+
+@webhook_app.command("list")
+def webhook_list(
+    project_slug: Annotated[str, typer.Argument(help="The project, e.g. gh/acme/b.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """List a project's outbound webhooks."""
+    from circleback.webhook import list_webhooks
+
+    with _client() as client:
+        hooks = list_webhooks(client, project_slug)
+    if as_json:
+        _print_json({"webhooks": [_webhook_json(h) for h in hooks]})
+        return
+    for hook in hooks:
+        _echo(f"{hook.id}  {hook.name}  {hook.url}  {','.join(hook.events)}")
+
+
+@webhook_app.command("remove")
+def webhook_remove(
+    project_slug: Annotated[str, typer.Argument(help="The project, e.g. gh/acme/b.")],
+    url: Annotated[str | None, typer.Option(help="Remove the webhooks delivering here.")] = None,
+    webhook_id: Annotated[str | None, typer.Option("--id", help="Remove this webhook.")] = None,
+) -> None:
+    """Remove circleback's webhook (by --url or --id; default: those named circleback)."""
+    from circleback.webhook import remove
+
+    if url is not None and webhook_id is not None:
+        raise errors.ConfigurationError(
+            "Pass --url or --id, not both.", hint="Choose the webhook by one of them."
+        )
+    with _client() as client:
+        removed = remove(client, project_slug, url=url, webhook_id=webhook_id)
+    if not removed:
+        log.info("no matching webhook; nothing to remove")
+    for hook in removed:
+        log.info(f"removed {hook.name} -> {hook.url}")
 
 
 @orb_app.command("pack")
@@ -840,17 +994,21 @@ def _redacted(text: str) -> str:
     return text
 
 
+def _log_secrets() -> list[str]:
+    """What no log line may show: the API token and the webhook signing secrets."""
+    from circleback.settings import TOKEN_VARIABLES
+
+    names = (*TOKEN_VARIABLES, "CIRCLEBACK_WEBHOOK_SECRETS")
+    values = [os.environ.get(name, "") for name in names]
+    return [*values, *(v for v in values[-1].split(",") if v.strip())]
+
+
 def _ensure_logging() -> None:
     """Errors raised before the global options ran still need a configured logger."""
     if not _configured["logging"]:
         from circleback import _logging
-        from circleback.settings import TOKEN_VARIABLES
 
-        _logging.configure(
-            verbose=False,
-            json_format=_cli_help.is_ci(),
-            secrets=[os.environ.get(name, "") for name in TOKEN_VARIABLES],
-        )
+        _logging.configure(verbose=False, json_format=_cli_help.is_ci(), secrets=_log_secrets())
 
 
 def _skip_httpx_cli() -> None:

@@ -21,10 +21,12 @@ _NOT_CI = frozenset({"", "0", "false", "no", "off"})
 METAVARS = {
     "--allow-project": "PATTERN",
     "--branch": "BRANCH",
+    "--budget": "SECONDS",
     "--callback-parameter": "NAME",
     "--definition-id": "UUID",
     "--downstream": "SLUG",
     "--format": "FORMAT",
+    "--from": "SLUG",
     "--grace": "DURATION",
     "--host": "ADDRESS",
     "--job-name": "NAME",
@@ -96,6 +98,17 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "2 something must be fixed",
             "3 something could not be checked (API or network)",
         ),
+    ),
+    "serve": (
+        (
+            _CREDENTIALS,
+            _HOST,
+            "CIRCLEBACK_WEBHOOK_SECRETS: the webhooks' signing secrets, comma-separated",
+            _ALLOW,
+            "PORT: the default --port",
+            _LOG,
+        ),
+        ("0 stopped", "2 bad option or configuration (no signing secret, say)"),
     ),
     "emulator": (
         (_LOG,),

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -25,7 +25,15 @@ from circleback import _core, _read, errors
 from circleback._core import DEFAULT_RETRY, RetryPolicy, Safety
 from circleback._read import DEFAULT_LIMITS, Limits, ListLimit
 from circleback._version import __version__
-from circleback.models import Artifact, Job, Pipeline, PipelineConfig, PipelineCreation, Workflow
+from circleback.models import (
+    Artifact,
+    Job,
+    Pipeline,
+    PipelineConfig,
+    PipelineCreation,
+    Webhook,
+    Workflow,
+)
 from circleback.settings import DEFAULT_HOST, Settings, api_base_url
 from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid, segment
 
@@ -34,6 +42,8 @@ logger = logging.getLogger("circleback.client")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 ParameterValue = str | int | bool
+#: A project's webhooks: CircleCI allows 5, so a long list is not CircleCI's.
+_WEBHOOK_LIST = ListLimit(pages=5, items=50)
 _M = TypeVar("_M", bound=BaseModel)
 _R = TypeVar("_R")
 
@@ -334,6 +344,56 @@ class CircleCIClient:
         """Cancel a workflow (``cancelWorkflow``, 202); canceling twice is harmless."""
         wid = parse_uuid(workflow_id, what="workflow id")
         self._call("POST", f"/workflow/{segment(wid)}/cancel", _accepted("a cancel"))
+
+    # -- projects and outbound webhooks --------------------------------------------------
+
+    def get_project_id(self, project_slug: str) -> str:
+        """A project's UUID (``getProjectBySlug``): webhooks are scoped by it, not the slug."""
+        slug = parse_project_slug(project_slug)
+        _, data = self._request("GET", f"/project/{slug.path}")
+        project_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(project_id, str):
+            raise errors.UnexpectedResponse(f"The project {slug} came back without an id.")
+        return parse_uuid(project_id, what="project id")
+
+    def list_webhooks(self, project_id: str) -> Iterator[Webhook]:
+        """A project's outbound webhooks (``getWebhooks``)."""
+        pid = parse_uuid(project_id, what="project id")
+        params = {"scope-id": pid, "scope-type": "project"}
+        return self._paginate(
+            Webhook, "/webhook", params, what=f"webhooks of project {pid}", limit=_WEBHOOK_LIST
+        )
+
+    def create_webhook(
+        self,
+        project_id: str,
+        *,
+        name: str,
+        url: str,
+        events: Sequence[str],
+        signing_secret: SecretStr,
+        verify_tls: bool = True,
+    ) -> Webhook:
+        """Register an outbound webhook on a project (``createWebhook``, 201).
+
+        Not retried after it may have been acted on: a repeat could register it twice.
+        """
+        body = {
+            "name": name,
+            "events": list(events),
+            "url": url,
+            "verify-tls": verify_tls,
+            "signing-secret": signing_secret.get_secret_value(),
+            "scope": {"id": parse_uuid(project_id, what="project id"), "type": "project"},
+        }
+        return self._call(
+            "POST", "/webhook", _model(Webhook, "a new webhook"), json=body, safety=Safety.CREATES
+        )
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Remove an outbound webhook (``deleteWebhook``)."""
+        wid = parse_uuid(webhook_id, what="webhook id")
+        self._request("DELETE", f"/webhook/{segment(wid)}")
 
     # -- transport ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ except where a step failed. Every wait is bounded: the demo cannot hang.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from circleback import errors
 
 if TYPE_CHECKING:
-    from circleback.emulator.executor import JobRecord
+    from circleback.emulator.executor import JobRecord, LocalCircleCI
 
 __all__ = ["DEMO_TIMEOUT", "find_examples", "run_demo"]
 
@@ -65,7 +66,9 @@ def find_examples() -> Path:
     )
 
 
-def run_demo(*, fail_downstream: bool = False, out: TextIO | None = None) -> int:
+def run_demo(
+    *, fail_downstream: bool = False, webhook: bool = False, out: TextIO | None = None
+) -> int:
     """Run the demo, print its timeline to ``out`` (stdout); return an exit code.
 
     0 when the demo showed what it promises: with ``fail_downstream`` that is B failing and
@@ -83,30 +86,48 @@ def run_demo(*, fail_downstream: bool = False, out: TextIO | None = None) -> int
 
     try:
         examples = find_examples()
+        if webhook:
+            from circleback.serve import require_extra
+
+            require_extra()
     except errors.ConfigurationError as exc:
         say(f"circleback demo: {exc.message}\n  hint: {exc.hint}")
         return exc.exit_code
+    b_config = ("webhook", "project-b") if webhook else ("project-b",)
     projects = {
         UPSTREAM: examples / "project-a" / ".circleci" / "config.yml",
-        DOWNSTREAM: examples / "project-b" / ".circleci" / "config.yml",
+        DOWNSTREAM: examples.joinpath(*b_config, ".circleci", "config.yml"),
     }
     fail_jobs = {(DOWNSTREAM, "build-and-test")} if fail_downstream else set()
     say("circleback demo: project A triggers project B, waits for it on a free approval job,")
     say("B releases that hold when it is done, and A then checks B's result.")
+    if webhook:
+        say("This time B has no callback job (--webhook): 'circleback serve' receives B's")
+        say("signed workflow-completed webhook and releases A's hold by the same rules.")
     if fail_downstream:
         say("This time B's build-and-test is made to fail (--fail-downstream).")
     clock = time.monotonic()
     try:
-        with run_locally(projects, fail_jobs=fail_jobs, step_timeout=STEP_TIMEOUT) as local:
+        with contextlib.ExitStack() as stack:
+            local = stack.enter_context(
+                run_locally(projects, fail_jobs=fail_jobs, step_timeout=STEP_TIMEOUT)
+            )
             say(f"Both run on circleback's embedded CircleCI emulator at {local.server.url};")
             say("every job runs here, in bash, with the circleback orb.")
+            if webhook:
+                from circleback.serve.local import receive_locally
+
+                url = stack.enter_context(
+                    receive_locally(local, allow=["gh/acme/*"], downstream=[DOWNSTREAM])
+                )
+                say(f"The receiver listens at {url}; B's webhook is installed through the API.")
             say()
             # The timeline orders events to the millisecond; CircleCI's whole-second job
             # timestamps (the emulator's realistic default) would jumble a 2 s demo.
             local.emulator.set_switches(timestamps="millis")
             start = datetime.now(timezone.utc)
             local.trigger(UPSTREAM, branch="main")
-            finished = local.executor.wait_idle(DEMO_TIMEOUT)
+            finished = _wait(local, webhook)
             state = local.emulator.state_dump()
             records = local.executor.records
     except errors.CirclebackError as exc:
@@ -117,7 +138,7 @@ def run_demo(*, fail_downstream: bool = False, out: TextIO | None = None) -> int
         return errors.EXIT_API
     wall = time.monotonic() - clock
 
-    story = _Story(state, records, start)
+    story = _Story(state, records, start, releaser="B's webhook" if webhook else "B")
     for line in story.timeline():
         say(line)
     say()
@@ -131,6 +152,15 @@ def run_demo(*, fail_downstream: bool = False, out: TextIO | None = None) -> int
         say(line)
     say(f"The demo took {wall:.1f}s.")
     return code
+
+
+def _wait(local: LocalCircleCI, webhook: bool) -> bool:
+    """Until nothing runs; with the webhook, nothing is in flight to the receiver either."""
+    if not webhook:
+        return local.executor.wait_idle(DEMO_TIMEOUT)
+    from circleback.serve.local import wait_settled
+
+    return wait_settled(local, DEMO_TIMEOUT)
 
 
 @dataclass(order=True)
@@ -149,8 +179,13 @@ class _Story:
     """Turns the emulator's state and the executor's records into the demo's text."""
 
     def __init__(
-        self, state: Mapping[str, Any], records: Sequence[JobRecord], start: datetime
+        self,
+        state: Mapping[str, Any],
+        records: Sequence[JobRecord],
+        start: datetime,
+        releaser: str = "B",
     ) -> None:
+        self.releaser = releaser
         self.state = state
         self.records = records
         self.start = start
@@ -199,7 +234,7 @@ class _Story:
             )
             if job["status"] == "success":
                 held = self._seconds(job["started_at"], job["stopped_at"])
-                text = f"{job['name']}: released by B after {held:.2f}s"
+                text = f"{job['name']}: released by {self.releaser} after {held:.2f}s"
                 yield event("released", job["stopped_at"], who, text)
         for record in self.records:
             who = _LABELS.get(record.project_slug, "?")

@@ -256,3 +256,27 @@ class Artifact(_Model):
     """The parallel node that stored it."""
     url: str
     """Where to download it (needs the token for private projects)."""
+
+
+class WebhookScope(_Model):
+    """What a webhook listens to: a project, by its id."""
+
+    id: str
+    type: str = "project"
+
+
+class Webhook(_Model):
+    """An outbound webhook (``/webhook``); the API shows only a masked signing secret."""
+
+    id: str
+    """The webhook's UUID."""
+    name: str
+    """Its name (``circleback webhook install`` names its own ``circleback``)."""
+    url: str
+    """Where CircleCI delivers events."""
+    events: tuple[str, ...] = ()
+    """``workflow-completed`` and/or ``job-completed``."""
+    scope: WebhookScope
+    """The project it belongs to."""
+    verify_tls: bool = Field(default=True, alias="verify-tls")
+    """Whether CircleCI checks the receiver's TLS certificate."""

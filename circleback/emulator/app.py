@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from circleback.emulator import compiled, shapes
+from circleback.emulator import compiled, shapes, webhooks
 from circleback.emulator.control import CONTROL_PREFIX, ControlAPI
 from circleback.emulator.faults import Fault, FaultSignal
 from circleback.emulator.state import EmulatorError, State, iso
@@ -189,11 +189,15 @@ class WSGIApp:
         parameters, so an escaped slug does not reach it (CircleCI answers 404)."""
         seg = [unquote(s) for s in raw]
         n = len(seg)
+        if seg and seg[0] == "webhook" and n <= 2:
+            return self._webhook_routes(seg), seg
         if n >= 1 and seg[0] == "project":
             if n == 6 and seg[4:] == ["pipeline", "run"]:
                 return {"POST": self._trigger_run}, seg[1:4]
             flat = [part for s in seg[1:] for part in s.split("/")]
             slug, rest = "/".join(flat[:3]), flat[3:]
+            if len(flat) == 3:
+                return {"GET": self._get_project}, [slug]
             if len(flat) < 4:
                 return None
             if rest == ["pipeline"]:
@@ -251,6 +255,24 @@ class WSGIApp:
             raise EmulatorError(404, f"{what} not found")
 
     # Each handler takes (path args, query, environ) and returns (status, body, headers).
+
+    def _webhook_routes(self, seg: list[str]) -> dict[str, Handler]:
+        """``/webhook`` and ``/webhook/{id}`` (circleback.emulator.webhooks)."""
+
+        def handler(method: str) -> Handler:
+            def run(args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
+                body = json_body(environ) if method == "POST" else None
+                return (*webhooks.api(self._emu, method, args, query, body), [])
+
+            return run
+
+        methods = ("GET", "POST") if len(seg) == 1 else ("GET", "DELETE")
+        return {m: handler(m) for m in methods}
+
+    def _get_project(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
+        """``GET /project/{slug}`` (getProjectBySlug): what ``webhook install`` needs."""
+        slug = self._emu.locked(lambda s: self._project(s, args[0], environ))
+        return (*webhooks.get_project(self._emu, slug), [])
 
     def _trigger(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
         """``POST /project/{slug}/pipeline`` (triggerPipeline): 201 PipelineCreation.

@@ -21,6 +21,7 @@ from circleback.emulator import shapes
 from circleback.emulator.faults import DEFAULT_SLOW_SECONDS, Fault, FaultKind
 from circleback.emulator.state import EmulatorError, JobRun, State
 from circleback.emulator.switches import Switches
+from circleback.emulator.webhooks import Delivery, WebhookHub
 
 #: Items per page of every list endpoint unless told otherwise (CircleCI's is 20 too).
 DEFAULT_PAGE_SIZE = 20
@@ -103,6 +104,8 @@ class EmulatorCore:
         """``Host`` header values answered (without port); others get 421 (DNS rebinding)."""
         self.config_roots: tuple[Path, ...] | None = None
         """Where ``POST /_emulator/projects`` may point (None: anywhere, in-process only)."""
+        self.webhooks = WebhookHub()
+        """Outbound webhooks (registered through ``POST /webhook``); see its module."""
 
     # -- public surface ----------------------------------------------------------------------
 
@@ -258,6 +261,7 @@ class EmulatorCore:
             self._log.clear()
             self._page_size = self._initial_page_size
             self._ci_skip = False
+            self.webhooks.reset()
 
     def state_dump(self) -> dict[str, Any]:
         """Projects, pipelines (with their parameters), workflows and jobs, as JSON data."""
@@ -290,13 +294,18 @@ class EmulatorCore:
 
     def locked(self, action: Callable[[State], _T]) -> _T:
         """Run ``action`` on the state under the lock, then announce started jobs unlocked."""
-        with self._lock:
-            try:
-                self._state.tick()
-                result = action(self._state)
-                self._state.tick()
-            finally:
-                started = self._state.drain_started()
+        events: list[Delivery] = []
+        try:
+            with self._lock:
+                try:
+                    self._state.tick()
+                    result = action(self._state)
+                    self._state.tick()
+                finally:
+                    started = self._state.drain_started()
+                    events = self.webhooks.collect(self._state)
+        finally:
+            self.webhooks.send(events)  # outside the lock: receivers call the API back
         if self._on_job_start is not None:
             for run in started:
                 try:

@@ -1,0 +1,155 @@
+"""The receiver as an ASGI application (Starlette): ``POST /webhook`` and ``GET /healthz``.
+
+Each delivery is answered within ``budget`` seconds, well inside the 10 s after which
+CircleCI counts a delivery as failed and sends it again (CircleCI docs, "Outbound
+webhooks"). The API work runs in a worker thread; when it takes longer than the budget the
+answer is 503, so CircleCI delivers again, and the work goes on meanwhile: both are
+idempotent, and the redelivery covers this process dying (or, as a function, being frozen)
+before the work ends. Answers: 401 for a missing or wrong signature, 400 for a body
+that is not JSON, 413 for an oversized body, otherwise the verdict's status (see
+``circleback.serve.receiver.HTTP_STATUS``): 503 asks CircleCI to deliver again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from circleback import errors
+from circleback._version import __version__
+from circleback.client import CircleCIClient
+from circleback.serve import signature
+from circleback.serve.receiver import Decision, Rules, handle
+
+logger = logging.getLogger("circleback.serve")
+
+#: Seconds before a delivery is answered 503 while its work goes on (CircleCI waits 10 s).
+DEFAULT_BUDGET = 8.0
+#: Deliveries are a few kilobytes; anything much larger is not CircleCI's.
+MAX_BODY = 1 << 20
+WEBHOOK_PATH = "/webhook"
+HEALTH_PATH = "/healthz"
+
+
+def create_app(
+    *,
+    client: CircleCIClient,
+    rules: Rules,
+    secrets: Sequence[str],
+    budget: float = DEFAULT_BUDGET,
+    max_body: int = MAX_BODY,
+) -> Starlette:
+    """The receiver's ASGI app; ``client`` is shared by every request (httpx is thread-safe).
+
+    Raises ``ConfigurationError`` when no signing secret or no allow-list is given: a
+    receiver that accepted unsigned events, or released any project, would be an open door.
+    """
+    keys = tuple(s for s in secrets if s)
+    if not keys:
+        raise errors.ConfigurationError(
+            "No webhook signing secret: refusing to accept unsigned events.",
+            hint="Set CIRCLEBACK_WEBHOOK_SECRETS to the secret given to 'circleback webhook "
+            "install' (comma-separated to rotate).",
+        )
+    if not rules.allow_projects:
+        raise errors.ConfigurationError(
+            "No --allow-project: the receiver would release any hold its token can reach.",
+            hint="Pass --allow-project with the upstream projects' slugs (e.g. gh/acme/*), "
+            "or set CIRCLEBACK_ALLOW_PROJECTS.",
+        )
+
+    async def receive(request: Request) -> JSONResponse:
+        body = await _read_body(request, max_body)
+        if body is None:
+            return _answer(413, "the body is too large for a CircleCI webhook")
+        if not signature.verify(body, request.headers.get(signature.HEADER), keys):
+            logger.warning(
+                "rejected a delivery: missing or wrong signature",
+                extra={"client": request.client.host if request.client else None},
+            )
+            return _answer(401, "missing or invalid circleci-signature")
+        try:
+            event = json.loads(body)
+        except ValueError:
+            return _answer(400, "the body is not JSON")
+        context = _context(event)
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(None, handle, client, event, rules)
+        try:
+            decision: Decision = await asyncio.wait_for(asyncio.shield(work), budget)
+        except asyncio.TimeoutError:
+            # Asking for the delivery again is safe (the release is idempotent) and covers
+            # this process dying, or being frozen (a function), before the work ends.
+            logger.warning("still working when the answer was due", extra=context)
+            work.add_done_callback(lambda done: _log_late(done, context))
+            return JSONResponse(
+                {"verdict": "retry", "reason": "still working; deliver again (idempotent)"},
+                status_code=503,
+            )
+        _log(decision, context)
+        return JSONResponse(decision.to_json(), status_code=decision.http_status)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, receive, methods=["POST"]),
+            Route(HEALTH_PATH, health, methods=["GET"]),
+        ]
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The raw body (the signature is over these exact bytes), or None past ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+def _context(event: Any) -> dict[str, Any]:
+    """Fields that identify a delivery in the log (never its whole body)."""
+    if not isinstance(event, dict):
+        return {}
+    workflow = event.get("workflow")
+    return {
+        "event_id": str(event.get("id", ""))[:64],
+        "event_type": str(event.get("type", ""))[:40],
+        "workflow": str(workflow.get("name", ""))[:100] if isinstance(workflow, dict) else "",
+    }
+
+
+def _log(decision: Decision, context: dict[str, Any]) -> None:
+    fields = {**context, **decision.details, "verdict": decision.verdict.value}
+    level = logging.WARNING if decision.verdict.value in {"refused", "retry"} else logging.INFO
+    logger.log(level, decision.reason, extra=fields)
+
+
+def _log_late(done: asyncio.Future[Decision], context: dict[str, Any]) -> None:
+    if done.cancelled():  # pragma: no cover - the executor's futures are not cancelled
+        return
+    failure = done.exception()
+    if failure is not None:
+        logger.error("a delivery's work failed", extra={**context, "error": repr(failure)})
+        return
+    _log(done.result(), context)
