@@ -15,7 +15,7 @@ set -eu
 die() {
   code=$1
   shift
-  echo "circleback: error: $*" >&2
+  printf 'circleback: error: %s\n' "$*" | tr '\001-\011\013-\037\177' '?' >&2
   exit "$code"
 }
 
