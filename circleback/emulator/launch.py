@@ -86,10 +86,10 @@ def check_bind(host: str, port: int, *, allow_remote: bool) -> None:
     )
 
 
-def bind(emulator: Emulator, host: str, port: int) -> EmulatorServer:
+def bind(emulator: Emulator, host: str, port: int, *, allow_remote: bool = False) -> EmulatorServer:
     """Bind the server, turning the socket's refusals into configuration errors."""
     try:
-        return make_server(emulator, host, port)
+        return make_server(emulator, host, port, allow_remote=allow_remote)
     except OverflowError:
         raise errors.ConfigurationError(
             f"--port {port} is not a TCP port.", hint="Pass 1 to 65535, or 0 for a free port."
@@ -132,7 +132,7 @@ def banner(url: str, *, projects: Sequence[str], tokens: Sequence[str]) -> list[
     token = (
         "export CIRCLEBACK_TOKEN=<one of the --token values>"
         if tokens
-        else "export CIRCLEBACK_TOKEN=anything   # no --token given: any token is accepted"
+        else "export CIRCLEBACK_TOKEN=circleback-emulator-token   # no --token: any is accepted"
     )
     example = projects[0] if projects else "gh/acme/a"
     return [
@@ -215,7 +215,7 @@ def run(
     check_bind(host, port, allow_remote=allow_remote)
     emulator = Emulator(projects=projects, tokens=tokens, page_size=page_size, switches=switches)
     emulator.config_roots = tuple({path.resolve().parent for path in projects.values()})
-    server = bind(emulator, host, port)
+    server = bind(emulator, host, port, allow_remote=allow_remote)
     try:
         url = local_url(server, host)
         (out or _print_url)(url)

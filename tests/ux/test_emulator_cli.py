@@ -156,7 +156,11 @@ def test_a_wildcard_bind_needs_the_flag_and_prints_a_url_the_cli_accepts(
         assert any("beyond this machine" in line for line in served.banner)
         (started,) = [line for line in served.banner if "started gh/acme/a #1" in line]
         pipeline_id = started.split("(pipeline ", 1)[1].split(")", 1)[0]
-        env = {**os.environ, "CIRCLEBACK_HOST": served.url, "CIRCLEBACK_TOKEN": "any"}
+        env = {
+            **os.environ,
+            "CIRCLEBACK_HOST": served.url,
+            "CIRCLEBACK_TOKEN": "circleback-emulator-token",
+        }
         env.pop("CI", None)
         trace = subprocess.run(
             [sys.executable, "-m", "circleback", "trace", pipeline_id],
@@ -213,5 +217,5 @@ def test_pages_for_a_pipeline_its_workflow_and_job_in_process() -> None:
         wrong = web.get("/api/v2/pipeline/x", headers={"Circle-Token": "wrong"})
         assert wrong.status_code == 401  # the API underneath answers as before
     lines = banner("http://127.0.0.1:1", projects=[], tokens=[])
-    assert any("any token is accepted" in x for x in lines)
+    assert any("no --token: any is accepted" in x for x in lines)
     assert any("POST /_emulator/projects" in x for x in lines)
