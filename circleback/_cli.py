@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from circleback import _logging, _redact, errors
+from circleback import _cli_help, _logging, _redact, errors
 from circleback._version import __version__
 
 if TYPE_CHECKING:
     import httpx
 
     from circleback.client import CircleCIClient
+    from circleback.progress import Reporter
     from circleback.relay.approve import FanIn
     from circleback.relay.status import StatusReport
     from circleback.settings import Settings
@@ -134,7 +135,7 @@ _options: dict[str, Any] = {"verbose": False, "log_format": None}
 def _log_format(env_value: str | None) -> str:
     from circleback._logging import choose_format
 
-    return choose_format(_options["log_format"], env_value, ci=bool(os.environ.get("CI")))
+    return choose_format(_options["log_format"], env_value, ci=_cli_help.is_ci())
 
 
 def _ensure_logging(env_format: str | None = None, *, from_settings: bool = False) -> None:
@@ -150,6 +151,7 @@ def _ensure_logging(env_format: str | None = None, *, from_settings: bool = Fals
     fmt = _log_format(env_format if from_settings else os.environ.get("CIRCLEBACK_LOG_FORMAT"))
     _logging.configure(verbose=bool(_options["verbose"]), json_format=fmt == "json")
     _configured["logging"] = True
+    _configured["json"] = fmt == "json"
 
 
 def _note(event: str) -> None:
@@ -322,8 +324,8 @@ def approve(
     allow_project: Annotated[
         list[str] | None,
         typer.Option(
-            help="Upstream project allowed to be released, e.g. gh/acme/* (repeatable; "
-            "also CIRCLEBACK_ALLOW_PROJECTS)."
+            help="Upstream project allowed to be released, e.g. gh/acme/* (repeatable; or "
+            "CIRCLEBACK_ALLOW_PROJECTS with patterns separated by commas or spaces)."
         ),
     ] = None,
     job_name: Annotated[
@@ -354,7 +356,7 @@ def approve(
     if not pipeline_id or not pipeline_id.strip():
         _note("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
         if as_json:
-            _print_json({"outcome": "not_triggered"})
+            _print_json(_approve_document("not_triggered"))
         return
     from circleback.relay import Outcome
     from circleback.relay import approve as run_approve
@@ -383,17 +385,42 @@ def approve(
         log.info("already approved; nothing to do", extra={"job": job_name})
     if as_json:
         _print_json(
-            {
-                "outcome": result.outcome.value,
-                "upstream_pipeline_id": result.upstream_pipeline_id,
-                "project_slug": result.project_slug,
-                "workflow_id": result.workflow.id if result.workflow else None,
-                "workflow_name": result.workflow.name if result.workflow else None,
-                "job_id": result.job.id if result.job else None,
-                "job_name": result.job.name if result.job else None,
-                "warnings": list(result.warnings),
-            }
+            _approve_document(
+                result.outcome.value,
+                upstream_pipeline_id=result.upstream_pipeline_id,
+                project_slug=result.project_slug,
+                workflow_id=result.workflow.id if result.workflow else None,
+                workflow_name=result.workflow.name if result.workflow else None,
+                job_id=result.job.id if result.job else None,
+                job_name=result.job.name if result.job else None,
+                warnings=list(result.warnings),
+            )
         )
+
+
+def _approve_document(outcome: str, **fields: Any) -> dict[str, Any]:
+    """``approve --json``: every documented field, null where there is nothing to say."""
+    keys = [
+        *("upstream_pipeline_id", "project_slug", "workflow_id", "workflow_name"),
+        *("job_id", "job_name"),
+    ]
+    return {"outcome": outcome, **dict.fromkeys(keys), "warnings": [], **fields}
+
+
+def _reporter() -> Reporter:
+    """A live line on a terminal; a line per change (and a heartbeat) under CI or in a file."""
+    from circleback._text import printable
+    from circleback.progress import Reporter
+
+    as_json = _log_format(os.environ.get("CIRCLEBACK_LOG_FORMAT")) == "json"
+    live = sys.stderr.isatty() and not _cli_help.is_ci() and not as_json
+    return Reporter(
+        live=live,
+        stream=sys.stderr,
+        say=lambda line: log.info(line),
+        sleep=RUNTIME.sleep,
+        clean=lambda text: _redact.redact(printable(text)),
+    )
 
 
 def _fan_in() -> FanIn:
@@ -470,14 +497,19 @@ def status(
             with client.deadline(seconds):
                 if pipeline_id is not None:
                     records = [downstream_from_id(client, pipeline_id)]
-                report = wait_for_downstream(
-                    client,
-                    records,
-                    timeout=seconds,
-                    sleep=RUNTIME.sleep,
-                    clock=RUNTIME.clock,
-                    required_jobs=required,
-                )
+                reporter = _reporter()
+                try:
+                    report = wait_for_downstream(
+                        client,
+                        records,
+                        timeout=seconds,
+                        sleep=reporter.sleep,
+                        clock=RUNTIME.clock,
+                        required_jobs=required,
+                        progress=reporter.update,
+                    )
+                finally:
+                    reporter.close()
         except (errors.WaitTimeout, errors.DeadlinePassed) as caught:
             if isinstance(caught, StatusTimeout):
                 so_far = caught.report
@@ -598,7 +630,12 @@ def sweep(
 def trace(
     pipeline_id: Annotated[str, typer.Argument(help="The pipeline to start from.")],
     output_format: Annotated[
-        str, typer.Option("--format", help="text, or mermaid for a diagram.")
+        str,
+        typer.Option(
+            "--format",
+            help="text; mermaid for a diagram; html for one self-contained page (failed "
+            "jobs first, holds and who released them) to open in a browser.",
+        ),
     ] = "text",
     max_depth: Annotated[int, typer.Option(help="How many levels down to follow.")] = 8,
 ) -> None:
@@ -608,16 +645,23 @@ def trace(
     from circleback.validation import parse_uuid
 
     pid = parse_uuid(pipeline_id, what="pipeline id")
-    if output_format not in {"text", "mermaid"}:
+    if output_format not in {"text", "mermaid", "html"}:
         raise errors.ConfigurationError(
-            f"--format {output_format!r} is not text or mermaid.", hint="Use --format text|mermaid."
+            f"--format {output_format!r} is not text, mermaid or html.",
+            hint="Use --format text|mermaid|html.",
         )
     if max_depth < 0:
         raise errors.ConfigurationError("--max-depth is negative.", hint="Pass 0 or more.")
     _bind(command="trace", pipeline_id=pid)
     with _client() as client:
         tree = run_trace(client, pid, max_depth=max_depth)
-    _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
+        if output_format == "html":
+            from circleback.view.chain import build_chain
+            from circleback.view.html import render_html
+
+            _echo(render_html(build_chain(client, tree), version=__version__))
+        else:
+            _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
     if not tree.children:
         log.info(
             "no downstream pipelines recorded under this pipeline",
@@ -628,22 +672,94 @@ def trace(
         )
 
 
+# -- doctor -------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    upstream: Annotated[
+        str | None, typer.Option(help="Project A, which triggers and holds, e.g. gh/acme/a.")
+    ] = None,
+    downstream: Annotated[
+        list[str] | None,
+        typer.Option(help="A project A triggers, e.g. gh/acme/b (repeatable)."),
+    ] = None,
+    callback_parameter: Annotated[
+        str, typer.Option(help="The parameter B must declare for A's pipeline id.")
+    ] = "triggering-pipeline-id",
+    job_name: Annotated[
+        str, typer.Option(help="A's approval job (the hold) that B releases.")
+    ] = "wait-for-triggered-pipeline",
+    allow_project: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The patterns B's approve uses, when B's config does not name them "
+            "(repeatable; also CIRCLEBACK_ALLOW_PROJECTS)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Check a setup before it fails: host, token, access, B's parameter and callback.
+
+    Reads only: nothing is created, triggered or approved. Each finding says how to fix it.
+    """
+    from circleback.client import CircleCIClient
+    from circleback.doctor import diagnose, exit_code, render
+    from circleback.settings import load_settings
+
+    settings = load_settings()
+    patterns = list(allow_project or [])
+    if not patterns and os.environ.get("CIRCLEBACK_ALLOW_PROJECTS"):
+        patterns = [os.environ["CIRCLEBACK_ALLOW_PROJECTS"]]
+    findings = diagnose(
+        settings,
+        client=lambda: CircleCIClient.from_settings(
+            settings, transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+        ),
+        upstream=upstream,
+        downstream=list(downstream or []),
+        callback_parameter=callback_parameter,
+        job_name=job_name,
+        allow_projects=patterns,
+    )
+    code = exit_code(findings)
+    if as_json:
+        _print_json({"exit_code": code, "findings": [f.to_json() for f in findings]})
+    else:
+        _echo(render(findings))
+    if code:
+        raise typer.Exit(code)
+
+
 # -- emulator, orb ----------------------------------------------------------------------
 
 
 @app.command()
 def emulator(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback unless --allow-remote).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 0,
     project: Annotated[
         list[str] | None,
-        typer.Option(help="SLUG=CONFIG_PATH: a project and its .circleci/config.yml."),
+        typer.Option(help="SLUG=CONFIG_PATH: a project and its .circleci/config.yml (repeatable)."),
     ] = None,
     token: Annotated[
         list[str] | None,
         typer.Option(help="A token the emulator accepts (repeatable; none: any token)."),
     ] = None,
     page_size: Annotated[int, typer.Option(help="Items per page on list endpoints.")] = 20,
+    start: Annotated[
+        list[str] | None,
+        typer.Option(help="Start a pipeline of this --project once serving (repeatable)."),
+    ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a --host beyond loopback (anyone reaching it can approve jobs).",
+        ),
+    ] = False,
     creation_delay: Annotated[
         float, typer.Option(help="Seconds a triggered pipeline stays pending.")
     ] = 0.0,
@@ -654,34 +770,15 @@ def emulator(
         list[str] | None,
         typer.Option(help="NAME=VALUE: a behaviour variant (see docs/emulator.md)."),
     ] = None,
-    allow_remote: Annotated[
-        bool,
-        typer.Option(help="Allow a --host that is not loopback (other machines can reach it)."),
-    ] = False,
 ) -> None:
-    """Serve the local CircleCI API emulator; prints its base URL on the first line."""
-    from circleback.emulator.server import is_loopback, serve
+    """Serve the local CircleCI API emulator; prints its base URL on the first line.
 
-    if not allow_remote and not is_loopback(host):
-        raise errors.ConfigurationError(
-            f"--host {host} is not a loopback address: other machines could reach the "
-            "emulator, and drive its control API.",
-            hint="Serve on 127.0.0.1 (the default), or pass --allow-remote (with --token) "
-            "if other machines must reach it.",
-        )
+    Then, on stderr: what to export so circleback uses it, where its pages are, how to
+    finish jobs, and the pipelines --start started.
+    """
+    from circleback.emulator.launch import run as run_emulator
     from circleback.emulator.switches import Switches, parse_assignment
 
-    projects: dict[str, Path] = {}
-    for item in project or []:
-        slug, sep, path = item.partition("=")
-        if not sep or not slug or not path:
-            raise errors.ConfigurationError(
-                f"--project {item!r} is not SLUG=CONFIG_PATH.",
-                hint="Write --project gh/acme/b=path/to/.circleci/config.yml.",
-            )
-        projects[slug] = Path(path)
-    if page_size < 1:
-        raise errors.ConfigurationError("--page-size must be at least 1.")
     changes: dict[str, object] = {
         "creation_delay": creation_delay,
         "workflow_delay": workflow_delay,
@@ -693,14 +790,15 @@ def emulator(
         raise errors.ConfigurationError(
             f"Bad emulator switch: {exc}.", hint="See docs/emulator.md for the switches."
         ) from None
-    serve(
+    run_emulator(
         host=host,
         port=port,
-        projects=projects,
+        project_items=list(project or []),
         tokens=list(token or []),
         page_size=page_size,
-        switches=changes,
+        start=list(start or []),
         allow_remote=allow_remote,
+        switches=changes,
     )
 
 
@@ -1019,7 +1117,7 @@ def _view(full: typer.Typer, commands: list[Any], groups: list[Any]) -> typer.Ty
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; the one boundary from errors to exit codes."""
-    command = typer.main.get_command(_only_what_runs(app, argv))
+    command = _cli_help.polish(typer.main.get_command(_only_what_runs(app, argv)))
     _lazy_coercion(command)
     with _ACTIVE_LOCK:
         if not _ACTIVE:
@@ -1050,9 +1148,11 @@ _ACTIVE_LOCK = threading.Lock()
 
 
 def _run(command: Any, argv: Sequence[str] | None) -> int:
+    # Global options typed after the command (circleback approve -v) count as before it.
+    args = _cli_help.hoist_global_options(command, sys.argv[1:] if argv is None else argv)
     try:
         result = command.main(
-            args=list(argv) if argv is not None else None,
+            args=args,
             prog_name="circleback",
             standalone_mode=False,
         )
@@ -1065,11 +1165,16 @@ def _run(command: Any, argv: Sequence[str] | None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:  # pragma: no cover - every usage error typer raises has show()
-            typer.echo(f"Error: {exc.format_message()}", err=True)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # 'circleback' alone: the help
+            typer.echo(exc.format_message())
+            return errors.EXIT_USAGE
+        _ensure_logging()
+        ctx = getattr(exc, "ctx", None)
+        where = getattr(ctx, "command_path", "") or "circleback"
+        log.error(
+            _redact.redact(exc.format_message()),
+            extra={"hint": f"Run '{where} --help' to see what it takes."},
+        )
         return errors.EXIT_USAGE
     except typer.Abort:
         typer.echo("Aborted.", err=True)

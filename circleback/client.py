@@ -594,8 +594,8 @@ class CircleCIClient:
             if self._deadline is not None and self._clock() + delay >= self._deadline:
                 raise failure
             logger.info(
-                "retrying",
-                extra={"method": method, "path": path, "attempt": attempt + 1, "delay": delay},
+                f"retrying in {delay:.1f}s",
+                extra={"method": method, "path": path, "attempt": attempt + 1},
             )
             self._sleep(delay)
 

@@ -247,6 +247,8 @@ class Job(_Model):
     """The project it belongs to."""
     dependencies: tuple[str, ...] = ()
     """Ids of the jobs it requires."""
+    approved_by: str | None = None
+    """The id of the user whose token released an approval job, once released."""
 
 
 class Artifact(_Model):

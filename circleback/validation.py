@@ -58,6 +58,11 @@ def parse_project_slug(value: str) -> ProjectSlug:
         "Use the project slug from the CircleCI project settings: vcs/org/repo "
         "(gh/acme/api, bb/acme/api) or circleci/<org-id>/<project-id>."
     )
+    if len(parts) != 3 or parts[0] not in LEGACY_PROVIDERS | {OPAQUE_PROVIDER}:
+        from circleback.suggest import suggest_slug
+
+        guess = suggest_slug(value)
+        hint = f"Did you mean {guess}? " + hint if guess else hint
     if len(parts) != 3:
         raise ConfigurationError(f"{_show(value)} is not a project slug.", hint=hint)
     provider, org, project = parts

@@ -26,6 +26,7 @@ from circleback.emulator.core import DEFAULT_PAGE_SIZE
 from circleback.emulator.faults import FaultSignal
 from circleback.emulator.service import Emulator
 from circleback.emulator.state import JobRun
+from circleback.emulator.web import with_web_pages
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -110,7 +111,8 @@ class EmulatorServer:
             )
         server_class = _IPv6Server if ":" in host else _ThreadingWSGIServer
         self._server = server_class((host, port), _Handler)
-        self._server.set_app(emulator.app)
+        # The links circleback prints (…/pipelines/<slug>/<n>) resolve on the emulator too.
+        self._server.set_app(with_web_pages(emulator.app, emulator.state_dump))
         self.emulator = emulator
         self._thread: threading.Thread | None = None
         self._ticker: threading.Thread | None = None

@@ -200,7 +200,7 @@ def approve(
                 f"A's job {job_name!r} exists but did not reach on_hold within {hold_wait:.0f}s.",
                 hint="A's jobs before the hold are still running or blocked; approve later.",
             )
-        logger.info("hold not reached yet; waiting", extra={"job": job_name, "delay": delay})
+        logger.info(f"hold {job_name!r} not reached yet; looking again in {delay:.0f}s")
         sleep(delay)
         delay = min(delay * 2, 30.0)
 
@@ -231,6 +231,14 @@ def _find_and_approve(
             "otherwise the upstream id may be forged.",
         )
     candidates = [w for w in workflows if workflow_name is None or w.name == workflow_name]
+    if not candidates:
+        names = ", ".join(sorted({repr(w.name) for w in workflows}))
+        raise errors.NotFound(
+            f"Upstream pipeline {pipeline_id} ({project}) has no workflow named "
+            f"{workflow_name!r}. Its workflows: {names}.",
+            status_code=404,
+            hint="Pass one of those as --workflow-name, or leave it out to search them all.",
+        )
     candidates.sort(key=lambda w: w.created_at, reverse=True)
     # Only a workflow still going can have a job on hold, so those are searched first
     # (newest first within each group, as before): once A's other workflows have finished,

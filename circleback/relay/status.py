@@ -32,6 +32,7 @@ from typing import Any
 from circleback import errors
 from circleback.client import CircleCIClient
 from circleback.models import Job, JobStatus, Pipeline, Workflow, WorkflowStatus
+from circleback.progress import WaitProgress, describe
 from circleback.relay.completion import (
     DEFAULT_NO_WORKFLOW_GRACE,
     Completion,
@@ -245,6 +246,7 @@ def wait_for_downstream(
     clock: Callable[[], float] = time.monotonic,
     concurrency: int = DEFAULT_CONCURRENCY,
     required_jobs: Sequence[str] = (),
+    progress: Callable[[WaitProgress], None] | None = None,
 ) -> StatusReport:
     """Wait until every downstream pipeline is done; report them all.
 
@@ -252,6 +254,8 @@ def wait_for_downstream(
     not later either, even in the middle of a request (the client's ``deadline``). Does
     not raise on failure: the caller decides from ``StatusReport.succeeded`` (the CLI
     exits 1). ``concurrency`` bounds the pipelines looked at in parallel (1: in turn).
+    ``progress``, if given, is told after each look what is still awaited (instead of a
+    log line).
     """
     if not downstream:
         raise errors.ConfigurationError(
@@ -259,7 +263,17 @@ def wait_for_downstream(
             hint="Pass --pipeline-id, or a --state-file that 'circleback trigger' wrote to.",
         )
     with client.deadline(timeout):
-        return _wait(client, downstream, timeout, poll, sleep, clock, concurrency, required_jobs)
+        return _wait(
+            client,
+            downstream,
+            timeout,
+            poll,
+            sleep,
+            clock,
+            concurrency,
+            required_jobs,
+            progress,
+        )
 
 
 def _wait(
@@ -271,6 +285,7 @@ def _wait(
     clock: Callable[[], float],
     concurrency: int,
     required_jobs: Sequence[str],
+    progress: Callable[[WaitProgress], None] | None,
 ) -> StatusReport:
     started = clock()
     deadline = started + timeout
@@ -338,7 +353,17 @@ def _wait(
                 "; ".join(waiting),
             )
         wait = min(delay, remaining)
-        logger.info("waiting for downstream", extra={"waiting": waiting, "delay": wait})
+        state = WaitProgress(
+            elapsed=clock() - started,
+            waiting=tuple(waiting),
+            done=len(finished),
+            total=len(downstream),
+            next_look=wait,
+        )
+        if progress is not None:
+            progress(state)
+        else:
+            logger.info(describe(state))
         sleep(wait)
         delay = min(delay * poll.factor, poll.max_delay)
 

@@ -48,6 +48,7 @@ ENDPOINTS = [
         rf"workflow/{UUID}/job",
         rf"workflow/{UUID}/approve/{UUID}",
         rf"project/(gh|github|bb|bitbucket)/{NAME}/{NAME}/pipeline",
+        r"project/circleci/[A-Za-z0-9_-]{1,100}/[A-Za-z0-9_-]{1,100}/pipeline",
         r"project/circleci/[A-Za-z0-9_-]{1,100}/[A-Za-z0-9_-]{1,100}/pipeline/run",
         rf"project/(gh|github|bb|bitbucket)/{NAME}/{NAME}/pipeline/run",
     )
