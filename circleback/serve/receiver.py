@@ -158,12 +158,37 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
             f"{b.project_slug}",
             details,
         )
+    cascade: Decision | None = None
     if rules.cancel_cascade and project_allowed(b.project_slug, rules.allow_projects):
         cascade = _cancel_cascade(client, event, b.id, rules)
-        if cascade is not None:
-            return cascade
     if rules.downstream_projects and not project_allowed(b.project_slug, rules.downstream_projects):
-        return Decision(Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details)
+        return cascade or Decision(
+            Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details
+        )
+    # A pipeline on the allow-list may itself be some A's downstream (a chain, or an
+    # allow-list such as gh/acme/* that covers B too): its canceled workflow must still
+    # release its upstream's hold, whatever the cascade did.
+    return _combined(cascade, _release_upstream(client, b, rules, details))
+
+
+def _combined(cascade: Decision | None, release: Decision) -> Decision:
+    """One answer for a delivery judged both as an upstream's (cascade) and a downstream's.
+
+    The release's verdict decides the HTTP answer (a ``retry`` must stay a 503, so that
+    CircleCI delivers again; the cascade is idempotent), unless the pipeline names no
+    upstream at all, when the cascade's is the only news.
+    """
+    if cascade is None or cascade.verdict is Verdict.IGNORED:
+        return release
+    if release.verdict is Verdict.IGNORED:
+        return cascade
+    return Decision(release.verdict, f"{release.reason}; {cascade.reason}", release.details)
+
+
+def _release_upstream(
+    client: CircleCIClient, b: Pipeline, rules: Rules, details: Mapping[str, str]
+) -> Decision:
+    """Release the hold of the A that B proves it was triggered by, once B is done."""
     # Done first: B's setup phase shows no compiled config to find A in yet.
     done = evidence.completion(client, b)
     if not done.done:
@@ -176,8 +201,7 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     if isinstance(found, Decision):
         return Decision(found.verdict, found.reason, {**details, **found.details})
     a, records = found
-    details = {**details, "upstream_pipeline_id": a.id}
-    details["upstream"] = f"{a.project_slug} #{a.number}"
+    details = {**details, "upstream_pipeline_id": a.id, "upstream": f"{a.project_slug} #{a.number}"}
     pending = _pending_siblings(client, b.id, records)
     if pending:
         return Decision(Verdict.WAITING, f"A also waits for {', '.join(pending)}", details)
@@ -248,6 +272,7 @@ def _cancel_cascade(
         return Decision(Verdict.REFUSED, f"not canceling downstream: {link.reason}", where)
     canceled = cancel_downstream(client, records)
     reason = f"canceled {', '.join(canceled)}" if canceled else "nothing downstream still ran"
+    logger.info(reason, extra={**where, "verdict": Verdict.CANCELED_DOWNSTREAM.value})
     return Decision(Verdict.CANCELED_DOWNSTREAM, reason, where)
 
 
