@@ -6,8 +6,9 @@ webhooks"). The API work runs in a worker thread; when it takes longer than the 
 answer is 503, so CircleCI delivers again, and the work goes on meanwhile: both are
 idempotent, and the redelivery covers this process dying (or, as a function, being frozen)
 before the work ends. Answers: 401 for a missing or wrong signature, 400 for a body
-that is not JSON, 413 for an oversized body, otherwise the verdict's status (see
-``circleback.serve.receiver.HTTP_STATUS``): 503 asks CircleCI to deliver again later.
+that is not JSON (or nested past Python's recursion limit), 413 for an oversized body,
+otherwise the verdict's status (see ``circleback.serve.receiver.HTTP_STATUS``): 503 asks
+CircleCI to deliver again later, also when the work failed unexpectedly (logged by type).
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def create_app(
             return _answer(401, "missing or invalid circleci-signature")
         try:
             event = json.loads(body)
-        except ValueError:
-            return _answer(400, "the body is not JSON")
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
+            return _answer(400, "the body is not JSON (or is nested too deeply)")
         context = _context(event)
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(None, handle, client, event, rules)
@@ -92,6 +93,14 @@ def create_app(
             work.add_done_callback(lambda done: _log_late(done, context))
             return JSONResponse(
                 {"verdict": "retry", "reason": "still working; deliver again (idempotent)"},
+                status_code=503,
+            )
+        except Exception as exc:
+            # A bug, not the sender's fault: one log line (its type only: a message could
+            # quote what it should not), and a 503 so that CircleCI delivers again.
+            logger.error(f"a delivery's work failed: {type(exc).__name__}", extra=context)
+            return JSONResponse(
+                {"verdict": "retry", "reason": "the receiver failed; deliver again (idempotent)"},
                 status_code=503,
             )
         _log(decision, context)
@@ -150,6 +159,6 @@ def _log_late(done: asyncio.Future[Decision], context: dict[str, Any]) -> None:
         return
     failure = done.exception()
     if failure is not None:
-        logger.error("a delivery's work failed", extra={**context, "error": repr(failure)})
+        logger.error(f"a delivery's work failed: {type(failure).__name__}", extra=context)
         return
     _log(done.result(), context)

@@ -1,0 +1,72 @@
+"""Signed bodies and failures the receiver did not plan for: a clear answer, never a 500
+with a traceback in the log."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from circleback import _logging
+from circleback.serve import app as app_module
+from circleback.serve.signature import sign
+from tests.webhook.world import SECRET, TOKEN, Receiver, World
+
+
+@pytest.fixture
+def log() -> Iterator[io.StringIO]:
+    root = logging.getLogger("circleback")
+    saved = (list(root.handlers), root.level, root.propagate)
+    stream = io.StringIO()
+    _logging.configure(verbose=False, json_format=True, secrets=[TOKEN, SECRET], stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        root.propagate = saved[2]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b'{"type": "workflow-completed", "x": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    ],
+    ids=["arrays", "objects", "inside-an-event"],
+)
+def test_a_deeply_nested_signed_body_is_a_bad_request(world: World, body: bytes) -> None:
+    answer = world.receiver.post(
+        "/webhook", content=body, headers={"circleci-signature": sign(body, SECRET)}
+    )
+
+    assert answer.status_code == 400
+    assert "JSON" in answer.json()["message"]
+
+
+def test_an_unexpected_failure_asks_for_another_delivery_and_logs_no_traceback(
+    world: World, monkeypatch: pytest.MonkeyPatch, log: io.StringIO
+) -> None:
+    def broken(client: object, event: object, rules: object) -> object:
+        raise RuntimeError(f"boom with {TOKEN} inside")
+
+    monkeypatch.setattr(app_module, "handle", broken)
+    world.receiver = Receiver(
+        app_module.create_app(client=world.client, rules=world.rules, secrets=world.secrets)
+    )
+
+    answer = world.post({"type": "workflow-completed", "id": "e-1"})
+
+    assert answer.status_code == 503
+    assert answer.json()["verdict"] == "retry"
+    assert TOKEN not in answer.text
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [entry["level"] for entry in lines] == ["error"]
+    assert "RuntimeError" in lines[0]["event"]
+    assert lines[0]["event_id"] == "e-1"
+    assert "Traceback" not in log.getvalue()
+    assert TOKEN not in log.getvalue()
