@@ -1,6 +1,7 @@
 """The receiver as an ASGI application (Starlette): ``POST /webhook`` and ``GET /healthz``.
 
-Each delivery is answered within ``budget`` seconds, well inside the 10 s after which
+Each delivery is answered within ``budget`` seconds of its arrival, body included (a body
+still arriving then is answered 408), well inside the 10 s after which
 CircleCI counts a delivery as failed and sends it again (CircleCI docs, "Outbound
 webhooks"). The API work runs in a worker thread; when it takes longer than the budget the
 answer is 503, so CircleCI delivers again, and the work goes on meanwhile: both are
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -68,7 +69,15 @@ def create_app(
         )
 
     async def receive(request: Request) -> JSONResponse:
-        body = await _read_body(request, max_body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget  # one answer time for the whole request
+        try:
+            body = await asyncio.wait_for(_read_body(request, max_body), budget)
+        except asyncio.TimeoutError:
+            # A client trickling its body must not hold a connection (or its answer) open.
+            return _answer(408, "the body did not arrive in time")
+        except ClientDisconnect:
+            return _answer(400, "the client hung up before its body arrived")  # unheard
         if body is None:
             return _answer(413, "the body is too large for a CircleCI webhook")
         if not signature.verify(body, request.headers.get(signature.HEADER), keys):
@@ -85,7 +94,8 @@ def create_app(
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(None, handle, client, event, rules)
         try:
-            decision: Decision = await asyncio.wait_for(asyncio.shield(work), budget)
+            remaining = max(0.0, deadline - loop.time())
+            decision: Decision = await asyncio.wait_for(asyncio.shield(work), remaining)
         except asyncio.TimeoutError:
             # Asking for the delivery again is safe (the release is idempotent) and covers
             # this process dying, or being frozen (a function), before the work ends.

@@ -70,3 +70,72 @@ def test_an_unexpected_failure_asks_for_another_delivery_and_logs_no_traceback(
     assert lines[0]["event_id"] == "e-1"
     assert "Traceback" not in log.getvalue()
     assert TOKEN not in log.getvalue()
+
+
+async def _call(app: object, messages: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Drive the ASGI app with ``messages`` as the request body's arrival; after the last
+    one the client goes quiet (it never sends more, never hangs up)."""
+    import asyncio
+
+    pending = list(messages)
+    sent: list[dict[str, object]] = []
+    quiet = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        if pending:
+            return pending.pop(0)
+        await quiet.wait()  # a slow client: the rest of the body never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/webhook",
+        "raw_path": b"/webhook",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", b"1000"), (b"circleci-signature", b"v1=00")],
+        "client": ("203.0.113.7", 5555),
+        "server": ("127.0.0.1", 8080),
+    }
+    await app(scope, receive, send)  # type: ignore[operator]
+    return sent
+
+
+def test_a_body_that_never_finishes_arriving_is_answered_within_the_budget(
+    world: World,
+) -> None:
+    import asyncio
+
+    app = app_module.create_app(
+        client=world.client, rules=world.rules, secrets=world.secrets, budget=0.05
+    )
+    first = {"type": "http.request", "body": b"{", "more_body": True}
+
+    # The 30 s guard only stops a hang from stalling the suite; the budget is 50 ms.
+    sent = asyncio.run(asyncio.wait_for(_call(app, [first]), 30))
+
+    assert sent[0]["status"] == 408
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(
+    world: World, log: io.StringIO
+) -> None:
+    import asyncio
+
+    app = app_module.create_app(client=world.client, rules=world.rules, secrets=world.secrets)
+    messages = [
+        {"type": "http.request", "body": b"{", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    asyncio.run(_call(app, messages))  # raised ClientDisconnect before
+
+    assert "Traceback" not in log.getvalue()
+    assert all(json.loads(line)["level"] != "error" for line in log.getvalue().splitlines())
