@@ -166,3 +166,39 @@ def test_demo_webhook_without_the_extra_says_how_to_install_it(
     out = io.StringIO()
     assert run_demo(webhook=True, out=out) == 2
     assert "circleback[serve]" in out.getvalue()
+
+
+def test_install_again_with_a_new_first_secret_rotates_the_webhooks_secret(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/webhooks.md's rotation: put the new secret first, install again, drop the old.
+    from circleback.emulator.webhooks import project_id
+
+    assert cli("webhook", "install", B, "--url", URL).code == 0
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"whsec-brand-new,{SECRET}")
+
+    again = cli("webhook", "install", B, "--url", URL, "--json")
+
+    assert again.code == 0, again.err
+    (hook,) = cli.emu.webhooks.in_scope(project_id(B))
+    assert hook.signing_secret == "whsec-brand-new"
+    assert "whsec-brand-new" not in again.out + again.err
+
+
+def test_install_over_a_webhook_without_workflow_completed_subscribes_it(cli: Cli) -> None:
+    # A webhook someone made for job-completed only would never tell the receiver anything.
+    from pydantic import SecretStr
+
+    from circleback.client import CircleCIClient
+    from circleback.webhook import install
+
+    with CircleCIClient(token=TOKEN, host=HOST, transport=cli.emu.transport()) as client:
+        pid = client.get_project_id(B)
+        client.create_webhook(
+            pid, name="jobs", url=URL, events=["job-completed"], signing_secret=SecretStr("s")
+        )
+        result = install(client, B, url=URL, secret=SECRET)
+
+    assert result.outcome.value == "already_installed"
+    (hook,) = cli.hooks()
+    assert set(hook["events"]) == {"job-completed", "workflow-completed"}  # type: ignore[arg-type]

@@ -34,6 +34,10 @@ def test_webhook_routes_conform_to_the_spec(world: World) -> None:
     listed = world.api.get("/webhook", params={"scope-id": project_id(B), "scope-type": "project"})
     check(listed, "/webhook", "get", 200)
     check(world.api.get(f"/webhook/{hook_id}"), "/webhook/{webhook-id}", "get", 200)
+    updated = world.api.put(f"/webhook/{hook_id}", json={"signing-secret": "whsec-rotated"})
+    check(updated, "/webhook/{webhook-id}", "put", 200)
+    assert "whsec-rotated" not in updated.text
+    assert world.api.put(f"/webhook/{hook_id}", json={"events": []}).status_code == 400
     check(world.api.delete(f"/webhook/{hook_id}"), "/webhook/{webhook-id}", "delete", 200)
     check(world.api.get(f"/webhook/{hook_id}"), "/webhook/{webhook-id}", "get", 404)
     assert SECRET not in listed.text
