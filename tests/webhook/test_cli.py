@@ -137,8 +137,12 @@ def test_serve_refuses_to_start_without_secrets_or_allow_list(
     assert no_secret.code == 2
     assert "signing secret" in no_secret.err
 
-    bad_budget = cli("serve", "--allow-project", "gh/acme/*", "--budget", "12")
-    assert bad_budget.code == 2
+    # With a secret, so that only the budget can be what is refused.
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", SECRET)
+    for budget in ("12", "10", "0", "-1"):
+        bad_budget = cli("serve", "--allow-project", "gh/acme/*", "--budget", budget)
+        assert bad_budget.code == 2
+        assert "--budget" in bad_budget.err
 
 
 def test_serve_without_the_extra_says_how_to_install_it(
