@@ -206,3 +206,27 @@ def test_install_over_a_webhook_without_workflow_completed_subscribes_it(cli: Cl
     assert result.outcome.value == "already_installed"
     (hook,) = cli.hooks()
     assert set(hook["events"]) == {"job-completed", "workflow-completed"}  # type: ignore[arg-type]
+
+
+def test_serve_on_a_port_it_cannot_use_is_a_configuration_error(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", SECRET)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+
+        busy = cli("serve", "--allow-project", "gh/acme/*", "--port", port)
+
+    assert busy.code == 2
+    assert f"127.0.0.1:{port}" in busy.err
+    assert "--port" in busy.err
+    for bad in ("99999", "-1"):
+        result = cli("serve", "--allow-project", "gh/acme/*", "--port", bad)
+        assert result.code == 2, result.err
+        assert "--port" in result.err
+        assert "Traceback" not in result.err
+        assert "bug" not in result.err
