@@ -25,7 +25,13 @@ from typing import Any
 from circleback import errors
 from circleback.client import CircleCIClient
 from circleback.models import JobStatus, Pipeline, WorkflowStatus
-from circleback.relay.approve import DEFAULT_JOB_NAME, Outcome, approve, project_allowed
+from circleback.relay.approve import (
+    DEFAULT_JOB_NAME,
+    Outcome,
+    approve,
+    parse_allow_patterns,
+    project_allowed,
+)
 from circleback.relay.discovery import downstream_of_workflow
 from circleback.relay.link import LinkNotProven, prove_sweep
 from circleback.relay.records import Downstream
@@ -151,7 +157,7 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     # From here on only the API is believed.
     b = client.get_pipeline(b_id)
     details = {"downstream": f"{b.project_slug} #{b.number}", "downstream_pipeline_id": b.id}
-    if "*" in claimed_slug or not project_allowed(b.project_slug, [claimed_slug]):
+    if not _same_project(claimed_slug, b.project_slug):
         return Decision(
             Verdict.REFUSED,
             f"the payload says {claimed_slug[:100]}, the API says pipeline {b.id} is of "
@@ -169,6 +175,18 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     # allow-list such as gh/acme/* that covers B too): its canceled workflow must still
     # release its upstream's hold, whatever the cascade did.
     return _combined(cascade, _release_upstream(client, b, rules, details))
+
+
+def _same_project(claimed: str, actual: str) -> bool:
+    """The payload's slug names the API's project: equal but for ASCII case and the
+    provider's spelling (``gh``/``github``), as the allow-list compares; never a pattern."""
+    if "*" in claimed:
+        return False
+    try:
+        (normalised,) = parse_allow_patterns([claimed])
+    except (errors.ConfigurationError, ValueError):  # not one slug
+        return False
+    return project_allowed(actual, [normalised])
 
 
 def _combined(cascade: Decision | None, release: Decision) -> Decision:

@@ -239,3 +239,20 @@ def test_concurrent_deliveries_to_several_replicas_release_once(world: World) ->
 
     assert world.hold(a_id) == "success"
     assert sorted(answers) == [(200, "already_released")] * 8 + [(200, "released")]
+
+
+@pytest.mark.parametrize("slug", ["gh/ACME/B", "github/acme/b"])
+def test_a_payload_slug_spelled_differently_from_the_apis_is_the_same_project(
+    world: World, slug: str
+) -> None:
+    # CircleCI's names are case-insensitive and gh/github are one provider: a payload that
+    # spells B's slug otherwise than the API does names the same project, not a forgery.
+    from tests.webhook.world import event_for
+
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+
+    answer = world.post(event_for(world, b_id, slug=slug))
+
+    assert answer.json()["verdict"] == "released", answer.json()
+    assert world.hold(a_id) == "success"

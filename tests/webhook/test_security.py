@@ -113,11 +113,15 @@ def test_a_b_that_a_did_not_trigger_cannot_release_a(world: World) -> None:
     assert world.hold(a_id) == "on_hold"
 
 
-def test_a_payload_whose_project_disagrees_with_the_api_is_refused(world: World) -> None:
+@pytest.mark.parametrize(
+    "slug",
+    ["gh/acme/other", "gh/acme/*", "gh/acme/?", "gh/acme/b gh/acme/c", "gh/acme", "bb/acme/b"],
+)
+def test_a_payload_whose_project_disagrees_with_the_api_is_refused(world: World, slug: str) -> None:
     a_id, b_id = world.a_triggers_b()
     world.finish_b(b_id)
 
-    answer = world.post(event_for(world, b_id, slug="gh/acme/other"))
+    answer = world.post(event_for(world, b_id, slug=slug))
 
     assert answer.json()["verdict"] == "refused"
     assert world.hold(a_id) == "on_hold"
