@@ -10,13 +10,17 @@ before the work ends. Answers: 401 for a missing or wrong signature, 400 for a b
 that is not JSON (or nested past Python's recursion limit), 413 for an oversized body,
 otherwise the verdict's status (see ``circleback.serve.receiver.HTTP_STATUS``): 503 asks
 CircleCI to deliver again later, also when the work failed unexpectedly (logged by type).
+A repeat of a delivery this process answered for good is answered from memory, without
+API reads (replays: the signature has no timestamp).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +33,7 @@ from circleback import errors
 from circleback._version import __version__
 from circleback.client import CircleCIClient
 from circleback.serve import signature
-from circleback.serve.receiver import Decision, Rules, handle
+from circleback.serve.receiver import Decision, Rules, Verdict, handle
 
 logger = logging.getLogger("circleback.serve")
 
@@ -39,6 +43,19 @@ DEFAULT_BUDGET = 8.0
 MAX_BODY = 1 << 20
 WEBHOOK_PATH = "/webhook"
 HEALTH_PATH = "/healthz"
+#: Deliveries each process remembers having answered for good (a few MB at most).
+MEMORY = 4096
+#: Verdicts after which CircleCI sends nothing more (a 2xx) and the API cannot change the
+#: answer: a repeat of such a delivery is answered from memory.
+_FOR_GOOD = frozenset(
+    {
+        Verdict.RELEASED,
+        Verdict.ALREADY_RELEASED,
+        Verdict.IGNORED,
+        Verdict.REFUSED,
+        Verdict.CANCELED_DOWNSTREAM,
+    }
+)
 
 
 def create_app(
@@ -68,6 +85,8 @@ def create_app(
             "or set CIRCLEBACK_ALLOW_PROJECTS.",
         )
 
+    answered = _Answered(MEMORY)
+
     async def receive(request: Request) -> JSONResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget  # one answer time for the whole request
@@ -91,8 +110,15 @@ def create_app(
         except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
             return _answer(400, "the body is not JSON (or is nested too deeply)")
         context = _context(event)
-        loop = asyncio.get_running_loop()
+        key = hashlib.sha256(body).digest()
+        before = answered.get(key)
+        if before is not None:
+            # A duplicate or a replay (the signature has no timestamp): answered as before,
+            # without spending the token's rate limit on reads that would change nothing.
+            _log(before, context)
+            return JSONResponse(before.to_json(), status_code=before.http_status)
         work = loop.run_in_executor(None, handle, client, event, rules)
+        work.add_done_callback(lambda done: answered.remember(key, done))
         try:
             remaining = max(0.0, deadline - loop.time())
             decision: Decision = await asyncio.wait_for(asyncio.shield(work), remaining)
@@ -125,6 +151,43 @@ def create_app(
             Route(HEALTH_PATH, health, methods=["GET"]),
         ]
     )
+
+
+class _Answered:
+    """Deliveries this process answered for good, by the digest of their signed bytes.
+
+    Only an optimisation: nothing depends on it (another replica, or this one after a
+    restart, reaches the same answer from the API). A repeat of a delivery that released
+    A is answered ``already_released``; others get their answer again. Touched only from
+    the event loop's thread (done callbacks run there), so it needs no lock.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, Decision] = OrderedDict()
+
+    def get(self, key: bytes) -> Decision | None:
+        decision = self._items.get(key)
+        if decision is not None:
+            self._items.move_to_end(key)
+        return decision
+
+    def remember(self, key: bytes, done: asyncio.Future[Decision]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        decision = done.result()
+        if decision.verdict not in _FOR_GOOD:
+            return
+        if decision.verdict is Verdict.RELEASED:
+            decision = Decision(
+                Verdict.ALREADY_RELEASED,
+                f"a repeat of a delivery that {decision.reason}",
+                decision.details,
+            )
+        self._items[key] = decision
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:

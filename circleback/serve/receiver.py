@@ -9,9 +9,10 @@ on the allow-list, and that every other pipeline A recorded is done too. The rel
 is ``approve``'s, which proves the link again in the hold's own workflow: approval jobs
 only, by name, idempotent.
 
-Nothing is remembered between deliveries, so duplicates and replays cost a few reads and
-change nothing, and any number of replicas may serve the same URL: the last
-``workflow-completed`` of B is the one that finds B done and releases A.
+Nothing here is remembered between deliveries, so duplicates and replays change nothing,
+and any number of replicas may serve the same URL: the last ``workflow-completed`` of B is
+the one that finds B done and releases A. (``circleback.serve.app`` keeps a per-process
+memory of answered deliveries only to spare the API repeated reads.)
 """
 
 from __future__ import annotations
