@@ -222,7 +222,20 @@ class WebhookHub:
             updated_at=now,
         )
         self._hooks[hook.id] = hook
+        self._forget_the_past(state)
         return hook
+
+    def _forget_the_past(self, state: State) -> None:
+        """What ended before a webhook existed is never sent to it (CircleCI sends an event
+        to the webhooks that exist when it happens). ``collect`` runs after every change, so
+        whatever is final now was already sent to the webhooks that existed then."""
+        for workflow in state.workflows.values():
+            if workflow.stopped_at is not None and workflow.status in _WORKFLOW_FINAL:
+                self._announced.add(workflow.id)
+            for job_id in workflow.job_ids:
+                job = state.jobs[job_id]
+                if job.status in JOB_FINAL and job.started_at is not None:
+                    self._announced.add(job.id)
 
     def in_scope(self, scope_id: str) -> list[Webhook]:
         return [h for h in self._hooks.values() if h.scope_id == scope_id]

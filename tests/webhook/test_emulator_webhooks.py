@@ -10,7 +10,7 @@ import httpx
 
 from circleback.emulator.webhooks import project_id
 from tests.emulator.test_conformance import check
-from tests.webhook.world import SECRET, URL, B, World
+from tests.webhook.world import SECRET, URL, A, B, World
 
 
 def create(world: World, **overrides: object) -> httpx.Response:
@@ -138,3 +138,23 @@ def test_non_2xx_answers_are_retried(world: World) -> None:
         (2, 502),
         (3, 200),
     ]
+
+
+def test_a_webhook_hears_only_of_what_ends_after_it_exists(world: World) -> None:
+    # CircleCI sends an event to the webhooks that exist when it happens: installing one
+    # later must not deliver (and so release A for) a B that had finished before.
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+
+    world.install_webhook()
+    world.emu.finish_job_by_name(A, "build", "success", pipeline_id=world.trigger(A))
+    world.settle()
+
+    assert world.emu.webhooks.sent == []
+    assert world.hold(a_id) == "on_hold"
+
+    # What ends afterwards is heard as usual.
+    _, later = world.a_triggers_b()
+    world.finish_b(later)
+    world.settle()
+    assert {json.loads(d.body)["pipeline"]["id"] for d in world.emu.webhooks.sent} == {later}
