@@ -11,7 +11,8 @@ that is not JSON (or nested past Python's recursion limit), 413 for an oversized
 otherwise the verdict's status (see ``circleback.serve.receiver.HTTP_STATUS``): 503 asks
 CircleCI to deliver again later, also when the work failed unexpectedly (logged by type).
 A repeat of a delivery this process answered for good is answered from memory, without
-API reads (replays: the signature has no timestamp).
+API reads (replays: the signature has no timestamp); past ``max_in_flight`` deliveries
+being worked on, the answer is 503 at once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ DEFAULT_BUDGET = 8.0
 MAX_BODY = 1 << 20
 WEBHOOK_PATH = "/webhook"
 HEALTH_PATH = "/healthz"
+#: Deliveries worked on at once per process; past it the answer is 503 at once. Each
+#: holds a worker thread for up to a few API calls' time; CircleCI delivers again later.
+MAX_IN_FLIGHT = 32
 #: Deliveries each process remembers having answered for good (a few MB at most).
 MEMORY = 4096
 #: Verdicts after which CircleCI sends nothing more (a 2xx) and the API cannot change the
@@ -65,6 +69,7 @@ def create_app(
     secrets: Sequence[str],
     budget: float = DEFAULT_BUDGET,
     max_body: int = MAX_BODY,
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> Starlette:
     """The receiver's ASGI app; ``client`` is shared by every request (httpx is thread-safe).
 
@@ -86,6 +91,7 @@ def create_app(
         )
 
     answered = _Answered(MEMORY)
+    in_flight: set[asyncio.Future[Decision]] = set()
 
     async def receive(request: Request) -> JSONResponse:
         loop = asyncio.get_running_loop()
@@ -117,7 +123,17 @@ def create_app(
             # without spending the token's rate limit on reads that would change nothing.
             _log(before, context)
             return JSONResponse(before.to_json(), status_code=before.http_status)
+        if len(in_flight) >= max_in_flight:
+            # Slow API calls must not pile up work (and worker threads) without end.
+            logger.warning(
+                "too many deliveries in progress; asking for this one again", extra=context
+            )
+            return JSONResponse(
+                {"verdict": "retry", "reason": "busy; deliver again later"}, status_code=503
+            )
         work = loop.run_in_executor(None, handle, client, event, rules)
+        in_flight.add(work)
+        work.add_done_callback(in_flight.discard)
         work.add_done_callback(lambda done: answered.remember(key, done))
         try:
             remaining = max(0.0, deadline - loop.time())

@@ -139,3 +139,41 @@ def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(
 
     assert "Traceback" not in log.getvalue()
     assert all(json.loads(line)["level"] != "error" for line in log.getvalue().splitlines())
+
+
+def test_past_its_limit_of_work_in_progress_a_delivery_is_asked_for_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slow API calls must not pile up work without end (each delivery holds a worker
+    # thread): past the limit the answer is an immediate 503, and CircleCI delivers again.
+    import threading
+
+    from circleback.serve.receiver import Decision, Verdict
+
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(client: object, event: object, rules: object) -> Decision:
+        entered.set()
+        release.wait(30)
+        return Decision(Verdict.IGNORED, "done")
+
+    monkeypatch.setattr(app_module, "handle", stuck)
+    world.receiver = Receiver(
+        app_module.create_app(
+            client=world.client, rules=world.rules, secrets=world.secrets, max_in_flight=1
+        )
+    )
+    first: list[int] = []
+    worker = threading.Thread(
+        target=lambda: first.append(world.post({"type": "job-completed", "id": "1"}).status_code)
+    )
+    worker.start()
+    assert entered.wait(30)
+
+    second = world.post({"type": "job-completed", "id": "2"})
+    release.set()
+    worker.join(30)
+
+    assert second.status_code == 503
+    assert second.json()["verdict"] == "retry"
+    assert first == [200]
