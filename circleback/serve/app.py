@@ -91,7 +91,10 @@ def create_app(
         )
 
     answered = _Answered(MEMORY)
-    in_flight: set[asyncio.Future[Decision]] = set()
+    in_flight = [0]  # deliveries whose work has not ended (counted before it starts)
+
+    def ended(done: asyncio.Future[Decision]) -> None:
+        in_flight[0] -= 1
 
     async def receive(request: Request) -> JSONResponse:
         loop = asyncio.get_running_loop()
@@ -123,7 +126,7 @@ def create_app(
             # without spending the token's rate limit on reads that would change nothing.
             _log(before, context)
             return JSONResponse(before.to_json(), status_code=before.http_status)
-        if len(in_flight) >= max_in_flight:
+        if in_flight[0] >= max_in_flight:
             # Slow API calls must not pile up work (and worker threads) without end.
             logger.warning(
                 "too many deliveries in progress; asking for this one again", extra=context
@@ -131,9 +134,9 @@ def create_app(
             return JSONResponse(
                 {"verdict": "retry", "reason": "busy; deliver again later"}, status_code=503
             )
+        in_flight[0] += 1
         work = loop.run_in_executor(None, handle, client, event, rules)
-        in_flight.add(work)
-        work.add_done_callback(in_flight.discard)
+        work.add_done_callback(ended)
         work.add_done_callback(lambda done: answered.remember(key, done))
         try:
             remaining = max(0.0, deadline - loop.time())
