@@ -1,4 +1,4 @@
-"""1. Round trips: API requests per command on the happy path, from the emulator's log.
+"""5. Round trips: API requests per command on the happy path, from the emulator's log.
 
 Counts do not depend on the machine, so they are exact. Each command runs once per case
 (page size 20 and 2; A with 1 and 10 workflows): circleback through its CLI in-process,
@@ -7,6 +7,7 @@ the tutorial's curl + jq over loopback, against the same emulator.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -66,7 +67,8 @@ def case(page_size: int, upstream: str, tmp: Path) -> list[dict[str, Any]]:
         t, _ = _count(world, lambda: _tutorial(host, "trigger", tmp, PIPELINE_ID=a_pid))
         row("trigger", n, t)
 
-        approve = ["approve", "--pipeline-id", a_pid, *ALLOW]
+        b_pid = json.loads(state.read_text())["downstream"][0]["pipeline_id"]
+        approve = ["approve", "--pipeline-id", a_pid, *ALLOW, "--downstream-pipeline-id", b_pid]
         n, code = _count(world, lambda: run_cli_in_process(world, approve, env))
         assert code == 0, "circleback approve failed"
         assert world.hold_status(a_pid) == "success", "circleback approve released nothing"
@@ -76,12 +78,10 @@ def case(page_size: int, upstream: str, tmp: Path) -> list[dict[str, Any]]:
         row("approve", n, t, released)
 
         a3 = world.upstream_on_hold(upstream)
-        n, code = _count(
-            world,
-            lambda: run_cli_in_process(
-                world, ["approve", "--pipeline-id", a3, *ALLOW, "--workflow-name", "main"], env
-            ),
-        )
+        b3 = world.trigger(B, **{"triggering-pipeline-id": a3})
+        by_name = ["approve", "--pipeline-id", a3, *ALLOW, "--workflow-name", "main"]
+        by_name += ["--downstream-pipeline-id", b3]
+        n, code = _count(world, lambda: run_cli_in_process(world, by_name, env))
         assert code == 0, "circleback approve --workflow-name failed"
         row("approve --workflow-name main", n, None)
 
@@ -108,20 +108,15 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
-    old = {
-        (r["page_size"], r["workflows"], r["command"]): r["circleback"]
-        for r in (before or {}).get("rows", [])
-    }
     lines = [
-        "| page size | A's workflows | command | circleback before | circleback after "
-        "| tutorial | tutorial released the hold? |",
-        "|---:|---:|---|---:|---:|---:|---|",
+        "| page size | A's workflows | command | circleback | tutorial "
+        "| tutorial released the hold? |",
+        "|---:|---:|---|---:|---:|---|",
     ]
     for r in result["rows"]:
-        prev = old.get((r["page_size"], r["workflows"], r["command"]), "-")
         tut = "-" if r["tutorial"] is None else r["tutorial"]
         lines.append(
-            f"| {r['page_size']} | {r['workflows']} | `{r['command']}` | {prev} | "
+            f"| {r['page_size']} | {r['workflows']} | `{r['command']}` | "
             f"{r['circleback']} | {tut} | {r['tutorial_released_hold'] or '-'} |"
         )
     return "\n".join(lines)

@@ -1,17 +1,21 @@
-"""4. Scale: approve through many pages of jobs; status over a fan-out of 20.
+"""4. Scale: approve over 50 workflows and up to 2,000 jobs; status over up to 100 downstreams.
 
 Approve: A's pipeline has 50 workflows; the oldest holds N jobs with the hold last, at
 page size 20. The emulator runs in its own process (``circleback emulator``) so that this
 process's peak memory (tracemalloc, during approve only) is circleback's alone. Requests
-come from the emulator's request log.
+come from the emulator's request log; the minimum is what any correct client must read:
+every page of workflows (3), every job page of the hold's workflow, the proof that B is
+the pipeline A triggered (B's compiled config; the hold here requires no job, so no job
+of A can hold A's record), and the approval.
 
-Status: 20 finished downstream pipelines, every request delayed 50 ms; one poll, with the
-pool bounded to 1 (sequential) and at its default, in the same run.
+Status: 20 and 100 finished downstream pipelines, every request delayed 50 ms; one poll,
+with the pool bounded to 1 (sequential) and at its default, in the same run. The minimum
+is one request per downstream pipeline (its workflow list). Peak memory: tracemalloc over
+one poll.
 """
 
 from __future__ import annotations
 
-import inspect
 import statistics
 import subprocess
 import tempfile
@@ -21,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import CIRCLEBACK, PROJECTS, TOKEN, World, alternate, cli_env, median
+from _common import CIRCLEBACK, PROJECTS, TOKEN, B, World, alternate, cli_env, median
 
 WORKFLOWS = 50
 SIZES = (200, 500, 1000, 2000)
 QUICK_SIZES = (200, 2000)
-FANOUT = 20
+FANOUTS = (20, 100)
+WORKFLOW_PAGES = -(-WORKFLOWS // 20)
 LATENCY_MS = 50
 
 
@@ -59,15 +64,18 @@ class _Remote:
         self.url = self.proc.stdout.readline().strip()
         self.http = httpx.Client(base_url=self.url, headers={"Circle-Token": TOKEN}, timeout=60)
 
-    def on_hold(self, slug: str, finish_sides: bool) -> str:
+    def on_hold(self, slug: str, finish_sides: bool) -> tuple[str, str]:
+        """A pipeline of ``slug`` on its hold, and the B it triggered (setup requests cleared)."""
         pid = self.http.post(f"/api/v2/project/{slug}/pipeline", json={"branch": "main"})
         pipeline_id = str(pid.json()["id"])
         if finish_sides:
             for _ in range(WORKFLOWS - 1):
                 body = {"project_slug": slug, "job_name": "lint", "status": "success"}
                 self.http.post("/_emulator/jobs/finish", json={**body, "pipeline_id": pipeline_id})
+        body_b = {"branch": "main", "parameters": {"triggering-pipeline-id": pipeline_id}}
+        b = self.http.post(f"/api/v2/project/{B}/pipeline", json=body_b).json()["id"]
         self.http.delete("/_emulator/requests")
-        return pipeline_id
+        return pipeline_id, str(b)
 
     def requests(self) -> int:
         return len(self.http.get("/_emulator/requests").json()["items"])
@@ -78,12 +86,15 @@ class _Remote:
         self.proc.wait(timeout=10)
 
 
-def _approve(url: str, pipeline_id: str) -> None:
+def _approve(url: str, pair: tuple[str, str]) -> None:
     from circleback.client import CircleCIClient
     from circleback.relay import Outcome, approve
 
+    pipeline_id, downstream = pair
     with CircleCIClient(token=TOKEN, host=url) as client:
-        result = approve(client, pipeline_id, allow_projects=["gh/acme/*"])
+        result = approve(
+            client, pipeline_id, allow_projects=["gh/acme/*"], downstream_pipeline_id=downstream
+        )
     assert result.outcome is Outcome.APPROVED, result
 
 
@@ -95,7 +106,7 @@ def approve_at_scale(sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
             path = Path(tmp) / f"a{n}.yml"
             path.write_text(_config(n))
             projects[f"gh/acme/a{n}"] = path
-        remote = _Remote(projects)
+        remote = _Remote({**projects, B: PROJECTS[B]})
         try:
             cases = [(n, True) for n in sizes] + [(sizes[-1], False)]
             for n, finish_sides in cases:
@@ -117,6 +128,8 @@ def approve_at_scale(sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
                     {
                         "jobs": n,
                         "job_pages": -(-n // 20),
+                        # + B's compiled config (the proof of the link) + the approval.
+                        "minimum_requests": WORKFLOW_PAGES + -(-n // 20) + 2,
                         "other_workflows": "finished" if finish_sides else "running",
                         "requests": requests,
                         "seconds": median(times),
@@ -129,15 +142,14 @@ def approve_at_scale(sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
     return rows
 
 
-def status_fanout(reps: int) -> dict[str, Any]:
+def status_fanout(fanout: int, reps: int) -> dict[str, Any]:
     from circleback.client import CircleCIClient
     from circleback.relay import Downstream, wait_for_downstream
 
-    concurrent = "concurrency" in inspect.signature(wait_for_downstream).parameters
     world = World(projects=PROJECTS)
     with world.served() as host:
         a_pid = world.upstream_on_hold()
-        records = [Downstream(**world.finished_downstream(a_pid)) for _ in range(FANOUT)]
+        records = [Downstream(**world.finished_downstream(a_pid)) for _ in range(fanout)]
         world.latency(LATENCY_MS)
         counts: dict[str, int] = {}
 
@@ -149,21 +161,24 @@ def status_fanout(reps: int) -> dict[str, Any]:
             counts[label] = len(world.api_requests())
             return time.perf_counter() - start
 
-        if concurrent:
-            seq, par = alternate(
-                reps, lambda: poll("sequential", concurrency=1), lambda: poll("concurrent")
-            )
-        else:
-            seq, par = [poll("sequential") for _ in range(reps)], []
+        seq, par = alternate(
+            reps, lambda: poll("sequential", concurrency=1), lambda: poll("concurrent")
+        )
+        tracemalloc.start()
+        poll("memory")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
         world.latency(0)
     world.close()
     return {
-        "fanout": FANOUT,
+        "fanout": fanout,
         "latency_ms": LATENCY_MS,
+        "minimum_requests": fanout,
         "sequential_s": median(seq),
         "sequential_requests": counts["sequential"],
-        "concurrent_s": median(par) if par else None,
-        "concurrent_requests": counts.get("concurrent"),
+        "concurrent_s": median(par),
+        "concurrent_requests": counts["concurrent"],
+        "peak_kib": peak / 1024,
     }
 
 
@@ -175,60 +190,49 @@ def run(quick: bool = False) -> dict[str, Any]:
         "approve": rows,
         "ms_per_page_spread": (min(per_page) * 1000, max(per_page) * 1000),
         "ms_per_page_median": statistics.median(per_page) * 1000,
-        "status": status_fanout(3 if quick else 5),
+        "status": [status_fanout(n, 2 if quick else 3) for n in FANOUTS],
     }
 
 
 def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
-    old = {(r["jobs"], r["other_workflows"]): r for r in (before or {}).get("approve", [])}
     lines = [
         f"Approve, {WORKFLOWS} workflows in A, hold last in the oldest workflow, page size 20 "
         "(median of the timed runs; peak = tracemalloc in the approving process):",
         "",
-        "| jobs in the hold's workflow | job pages | A's other workflows | requests before "
-        "| requests after | wall time | circleback's CPU per request | peak memory before "
-        "| peak memory after |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| jobs in the hold's workflow | A's other workflows | requests | minimum "
+        "| wall time | circleback's CPU per request | peak memory |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["approve"]:
-        o = old.get((r["jobs"], r["other_workflows"]))
-        peak_before = f"{o['peak_kib']:.0f} KiB" if o else "-"
         lines.append(
-            f"| {r['jobs']} | {r['job_pages']} | {r['other_workflows']} | "
-            f"{o['requests'] if o else '-'} | {r['requests']} | {r['seconds'] * 1000:.0f} ms | "
+            f"| {r['jobs']} | {r['other_workflows']} | {r['requests']} | "
+            f"{r['minimum_requests']} | {r['seconds'] * 1000:.0f} ms | "
             f"{r.get('cpu_seconds', 0) * 1000 / r['requests']:.1f} ms | "
-            f"{peak_before} | {r['peak_kib']:.0f} KiB |"
+            f"{r['peak_kib']:.0f} KiB |"
         )
-    s = result["status"]
-    o = (before or {}).get("status")
     lines += [
         "",
-        "Requests are exactly the pages needed (3 of workflows, the hold's job pages, 1 "
-        "approve) once A's other workflows have finished; while they still run, each costs "
-        "one job list (the last row). Peak memory stays flat (about one page) because jobs "
-        "are streamed and the search stops at the hold. circleback's own CPU per request is "
-        "flat, so its work is linear in pages; the wall time grows faster than that because "
-        "the emulator (another process) finds each page by scanning the whole job list.",
+        "Above the minimum, approve reads the artifacts of every build job of the hold's "
+        "workflow that has started, looking for A's trigger record (one request per job); "
+        "only the jobs the hold depends on can hold it. While A's other workflows still run "
+        "(last row), each also costs one job list first. Memory "
+        "does not follow the jobs: they are streamed a page at a time and the search stops "
+        "at the hold. The peak's small growth from 200 to 2,000 jobs is bounded caches "
+        "filling up (urllib.parse keeps the last 128 URLs it split; httpx's URL parsing); "
+        "what approve leaves allocated afterwards is the same at every size (about "
+        "130-150 KiB).",
         "",
-        f"Status, one poll over {s['fanout']} finished downstream pipelines, "
-        f"{s['latency_ms']} ms per request:",
+        f"Status, one poll over finished downstream pipelines, {LATENCY_MS} ms per request "
+        "(medians):",
         "",
-        "| | requests | wall time | in round trips |",
-        "|---|---:|---:|---:|",
+        "| downstream pipelines | requests | minimum | sequential (pool of 1) "
+        "| default pool | peak memory |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    rt = s["latency_ms"] / 1000
-    if o:
+    for s in result["status"]:
         lines.append(
-            f"| before (sequential, pipeline + workflows each) | {o['sequential_requests']} | "
-            f"{o['sequential_s'] * 1000:.0f} ms | {o['sequential_s'] / rt:.1f} |"
-        )
-    lines.append(
-        f"| after, pool bounded to 1 (sequential) | {s['sequential_requests']} | "
-        f"{s['sequential_s'] * 1000:.0f} ms | {s['sequential_s'] / rt:.1f} |"
-    )
-    if s["concurrent_s"] is not None:
-        lines.append(
-            f"| **after, default pool (concurrent)** | {s['concurrent_requests']} | "
-            f"**{s['concurrent_s'] * 1000:.0f} ms** | **{s['concurrent_s'] / rt:.1f}** |"
+            f"| {s['fanout']} | {s['concurrent_requests']} | {s['minimum_requests']} | "
+            f"{s['sequential_s'] * 1000:.0f} ms | {s['concurrent_s'] * 1000:.0f} ms | "
+            f"{s['peak_kib']:.0f} KiB |"
         )
     return "\n".join(lines)

@@ -1,14 +1,18 @@
-"""2. End to end, side by side: the tutorial's curl + jq against ``circleback``, as processes.
+"""1. Per command, as processes: circleback, the tutorial's curl + jq, a minimal same-stack script.
 
-Both talk to one emulator served over loopback, with every API request delayed by the
-injected latency (0, 50, 200 ms), and runs alternate (tutorial, circleback, then the other
-way round) so that noise falls on both. Each command's median wall time, the ratio of
-medians, and circleback's fixed overhead (median wall time minus requests x latency).
+All three talk to one emulator served over loopback, with every API request delayed by
+the injected latency (0, 50, 200 ms); runs alternate (rotating which goes first) so that
+noise falls on all. The minimal script (``benchmarks/minimal.py``) sends the very requests
+circleback sends, with typer, pydantic-settings, httpx, pydantic and structlog and nothing
+else: circleback / minimal is circleback's own overhead over its stack. Each command's
+median wall time, the ratios of medians, and circleback's fixed overhead (median wall time
+minus requests x latency).
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,6 +21,7 @@ from typing import Any
 
 from _common import (
     CIRCLEBACK,
+    HERE,
     TUTORIAL,
     A,
     B,
@@ -60,6 +65,10 @@ class _Runner:
         full.update(env)
         return self.timed(("tutorial", command), latency, argv, full)
 
+    def minimal(self, command: str, latency: int, *args: str) -> float:
+        argv = [sys.executable, str(HERE / "minimal.py"), command, *args]
+        return self.timed(("minimal", command), latency, argv, cli_env(self.host))
+
     def circleback(self, command: str, latency: int, *args: str, before: bool = False) -> float:
         env = cli_env(self.host)
         if before:
@@ -92,15 +101,26 @@ def run(quick: bool = False) -> dict[str, Any]:
                     before=before,
                 )  # fmt: skip
 
+            def trig_m(latency: int = latency) -> float:
+                return runner.minimal("trigger", latency, B, a_pid, str(tmp / "trig-m.json"))
+
+            def linked_pair() -> tuple[str, str]:
+                """A on its hold, and the B it triggered (B's config carries A's id)."""
+                upstream = world.upstream_on_hold(A)
+                return upstream, world.trigger(B, **{"triggering-pipeline-id": upstream})
+
+            def appr_m(latency: int = latency) -> float:
+                return runner.minimal("approve", latency, *linked_pair())
+
             def appr_t(latency: int = latency) -> float:
                 upstream = world.upstream_on_hold(A)
                 return runner.tutorial("approve", latency, TRIGGERING_PIPELINE_ID=upstream)
 
             def appr_c(latency: int = latency, before: bool = False) -> float:
-                upstream = world.upstream_on_hold(A)
+                upstream, downstream = linked_pair()
                 return runner.circleback(
                     "approve", latency, "--pipeline-id", upstream, "--allow-project", "gh/acme/*",
-                    before=before,
+                    "--downstream-pipeline-id", downstream, before=before,
                 )  # fmt: skip
 
             record = world.finished_downstream(a_pid)
@@ -115,17 +135,21 @@ def run(quick: bool = False) -> dict[str, Any]:
                     "status", latency, "--state-file", str(state), before=before
                 )
 
-            for command, pair in (
-                ("trigger", (trig_t, trig_c)),
-                ("approve", (appr_t, appr_c)),
-                ("status", (stat_t, stat_c)),
+            def stat_m(latency: int = latency) -> float:
+                return runner.minimal("status", latency, str(state))
+
+            for command, trio in (
+                ("trigger", (trig_t, trig_c, trig_m)),
+                ("approve", (appr_t, appr_c, appr_m)),
+                ("status", (stat_t, stat_c, stat_m)),
             ):
-                arms: list[Callable[[], float]] = list(pair)
+                arms: list[Callable[[], float]] = list(trio)
                 if baseline():
-                    arms.append(lambda f=pair[1]: f(before=True))
-                tut, ours, *old = alternate(reps[latency], *arms)
+                    arms.append(lambda f=trio[1]: f(before=True))
+                tut, ours, mini, *old = alternate(reps[latency], *arms)
                 n_ours = median(runner.requests[("circleback", command)])
                 n_tut = median(runner.requests[("tutorial", command)])
+                n_mini = median(runner.requests[("minimal", command)])
                 rows.append(
                     {
                         "latency_ms": latency,
@@ -134,6 +158,10 @@ def run(quick: bool = False) -> dict[str, Any]:
                         "tutorial_s": median(tut),
                         "circleback_s": median(ours),
                         "ratio": median(ours) / median(tut),
+                        "minimal_s": median(mini),
+                        "minimal_requests": n_mini,
+                        "ratio_minimal": median(ours) / median(mini),
+                        "minimal_overhead_s": median(mini) - n_mini * latency / 1000,
                         "tutorial_requests": n_tut,
                         "circleback_requests": n_ours,
                         "circleback_overhead_s": median(ours) - n_ours * latency / 1000,
@@ -153,37 +181,19 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
-    old = {(r["latency_ms"], r["command"]): r for r in (before or {}).get("rows", [])}
-    same_run = all("before_s" in r for r in result["rows"])
-    if same_run:  # the before arm ran alternately in this very run: compare with that
-        old = {
-            (r["latency_ms"], r["command"]): {
-                "ratio": r["before_ratio"],
-                "circleback_overhead_s": r["before_overhead_s"],
-            }
-            for r in result["rows"]
-        }
     lines = [
-        "Before figures: "
-        + (
-            "measured in this run, alternating with the others (same conditions)."
-            if same_run
-            else "from `before.json` (a separate run)."
-        ),
-        "",
-        "| latency | command | runs | tutorial (requests) | circleback (requests) "
-        "| ratio before | **ratio after** | circleback overhead before → after |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| latency | command | runs | tutorial (requests) | minimal same-stack (requests) "
+        "| circleback (requests) | circleback / tutorial | **circleback / minimal** "
+        "| fixed overhead: minimal → circleback |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
-        prev = old.get((r["latency_ms"], r["command"]))
-        ratio_before = f"{prev['ratio']:.2f}" if prev else "-"
-        over_before = f"{prev['circleback_overhead_s'] * 1000:.0f} → " if prev else ""
         lines.append(
             f"| {r['latency_ms']} ms | {r['command']} | {r['runs']} | "
             f"{r['tutorial_s'] * 1000:.0f} ms ({r['tutorial_requests']:.0f}) | "
+            f"{r['minimal_s'] * 1000:.0f} ms ({r['minimal_requests']:.0f}) | "
             f"{r['circleback_s'] * 1000:.0f} ms ({r['circleback_requests']:.0f}) | "
-            f"{ratio_before} | **{r['ratio']:.2f}** | "
-            f"{over_before}{r['circleback_overhead_s'] * 1000:.0f} ms |"
+            f"{r['ratio']:.2f} | **{r['ratio_minimal']:.2f}** | "
+            f"{r['minimal_overhead_s'] * 1000:.0f} → {r['circleback_overhead_s'] * 1000:.0f} ms |"
         )
     return "\n".join(lines)

@@ -8,10 +8,10 @@ a hint and the exit code of its class (see ``circleback.errors``), never a trace
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from circleback import errors
+from circleback import _logging, _redact, errors
 from circleback._version import __version__
 
 if TYPE_CHECKING:
@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from circleback.client import CircleCIClient
     from circleback.relay.approve import FanIn
     from circleback.relay.status import StatusReport
+    from circleback.settings import Settings
 
-log = logging.getLogger("circleback.cli")
+log = _logging.get_logger("circleback.cli", setup=lambda: _ensure_logging())
 
 app = typer.Typer(
     name="circleback",
@@ -109,33 +110,87 @@ def main_options(
         ),
     ] = None,
 ) -> None:
-    """Options that apply to every command."""
-    fmt = (
-        log_format
-        or os.environ.get("CIRCLEBACK_LOG_FORMAT")
-        or ("json" if os.environ.get("CI") else "console")
-    )
-    if fmt not in {"console", "json"}:
+    """Options that apply to every command.
+
+    Logging is configured when the first event is logged or settings are read, not here:
+    ``--help`` of a command and the no-op approve pass through here and must stay light.
+    """
+    if log_format is not None and log_format not in _LOG_FORMATS:
         raise errors.ConfigurationError(
-            f"--log-format {fmt!r} is not console or json.", hint="Use --log-format console|json."
+            f"--log-format {log_format!r} is not console or json.",
+            hint="Use --log-format console|json.",
         )
+    _options["verbose"] = verbose
+    _options["log_format"] = log_format
+    if not _configured["logging"]:
+        _logging.defer(lambda: _ensure_logging(), verbose=verbose)
+
+
+_LOG_FORMATS = ("console", "json")
+#: This invocation's global options (set by ``main_options``).
+_options: dict[str, Any] = {"verbose": False, "log_format": None}
+
+
+def _log_format(env_value: str | None) -> str:
+    from circleback._logging import choose_format
+
+    return choose_format(_options["log_format"], env_value, ci=bool(os.environ.get("CI")))
+
+
+def _ensure_logging(env_format: str | None = None, *, from_settings: bool = False) -> None:
+    """Configure logging once: ``--log-format``, else the settings' (or env's) format.
+
+    Never raises: an invalid ``$CIRCLEBACK_LOG_FORMAT`` is reported by the settings (exit
+    2) on every path that reads them; until then, and elsewhere, lines are console lines.
+    """
+    if _configured["logging"]:
+        return
     from circleback import _logging
 
-    _logging.configure(
-        verbose=verbose,
-        json_format=fmt == "json",
-        secrets=_log_secrets(),
-    )
+    fmt = _log_format(env_format if from_settings else os.environ.get("CIRCLEBACK_LOG_FORMAT"))
+    _logging.configure(verbose=bool(_options["verbose"]), json_format=fmt == "json")
     _configured["logging"] = True
+
+
+def _note(event: str) -> None:
+    """Log an info line on a path that must not import structlog (the no-op approve)."""
+    if _configured["logging"]:
+        log.info(event)
+        return
+    from circleback import _logging
+
+    fmt = _log_format(os.environ.get("CIRCLEBACK_LOG_FORMAT"))
+    if fmt not in _LOG_FORMATS:
+        raise errors.ConfigurationError(
+            f"CIRCLEBACK_LOG_FORMAT {fmt!r} is not console or json.",
+            hint="Set CIRCLEBACK_LOG_FORMAT to console or json, or unset it.",
+        )
+    _logging.emit("info", event, json_format=fmt == "json")
+
+
+def _bind(**context: Any) -> None:
+    """Bind this command's pipeline ids to every log event it (and the library) writes."""
+    from circleback import _logging
+
+    _logging.bind(**{k: v for k, v in context.items() if v})
+
+
+#: The settings this invocation read (set by ``_client``).
+_LOADED: dict[str, Settings] = {}
 
 
 def _client(*, seconds: float = COMMAND_SECONDS) -> CircleCIClient:
     """The command's client; all its work ends within ``seconds`` (``DeadlinePassed``)."""
+    from circleback import _redact
     from circleback.client import CircleCIClient
     from circleback.settings import load_settings
 
+    settings = _LOADED["settings"] = load_settings()
+    _ensure_logging(settings.log_format, from_settings=True)
+    if settings.token is not None:
+        _redact.register(settings.token.get_secret_value())
     client = CircleCIClient.from_settings(
-        load_settings(), transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
+        settings, transport=RUNTIME.transport, sleep=RUNTIME.sleep, clock=RUNTIME.clock
     )
     client.set_deadline(seconds)
     return client
@@ -149,7 +204,7 @@ def _echo(text: str, *, err: bool = False) -> None:
     """
     from circleback._text import printable_lines
 
-    typer.echo(printable_lines(_redacted(text)), err=err)
+    typer.echo(printable_lines(_redact.redact(text)), err=err)
 
 
 def _print_json(document: Any) -> None:
@@ -228,6 +283,7 @@ def trigger(
         check_writable(state_file, what="--state-file")
         if state_file.exists():
             known = [d.pipeline_id for d in read_state(state_file)]
+    _bind(command="trigger", project_slug=project_slug, upstream_pipeline_id=upstream_pipeline_id)
     with _client() as client:
         record = run_trigger(
             client,
@@ -296,7 +352,7 @@ def approve(
 ) -> None:
     """Release the upstream pipeline's approval job (run this in the downstream pipeline)."""
     if not pipeline_id or not pipeline_id.strip():
-        log.info("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
+        _note("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
         if as_json:
             _print_json({"outcome": "not_triggered"})
         return
@@ -304,9 +360,10 @@ def approve(
     from circleback.relay import approve as run_approve
 
     patterns = list(allow_project or [])
-    if not patterns and os.environ.get("CIRCLEBACK_ALLOW_PROJECTS"):
-        patterns = [os.environ["CIRCLEBACK_ALLOW_PROJECTS"]]
+    _bind(command="approve", upstream_pipeline_id=pipeline_id)
     with _client() as client:
+        if not patterns and _LOADED["settings"].allow_projects:
+            patterns = [_LOADED["settings"].allow_projects]
         result = run_approve(
             client,
             pipeline_id,
@@ -404,6 +461,7 @@ def status(
         )
     if junit is not None:
         check_writable(junit, what="--junit")  # before a wait of up to --timeout
+    _bind(command="status", pipeline_id=pipeline_id)
     with _client(seconds=seconds + CANCEL_SECONDS) as client:
         so_far: StatusReport | None = None
         try:
@@ -458,7 +516,7 @@ def _report_status(report: StatusReport, junit: Path | None, as_json: bool) -> N
         _print_json(report.to_json())
     if junit is not None:
         try:
-            write_text_atomically(junit, _redacted(junit_xml(report)))
+            write_text_atomically(junit, _redact.redact(junit_xml(report)))
         except OSError as exc:
             log.error(
                 f"could not write the JUnit report to {str(junit)!r}: {exc.strerror or exc}",
@@ -504,6 +562,7 @@ def sweep(
             "--max-pipelines must be at least 1.", hint="Pass --max-pipelines 50, say."
         )
     names = [n for n in (job_name or [DEFAULT_JOB_NAME]) if n.strip()]
+    _bind(command="sweep", project_slug=slug)
     with _client() as client:
         result = run_sweep(
             client,
@@ -555,6 +614,7 @@ def trace(
         )
     if max_depth < 0:
         raise errors.ConfigurationError("--max-depth is negative.", hint="Pass 0 or more.")
+    _bind(command="trace", pipeline_id=pid)
     with _client() as client:
         tree = run_trace(client, pid, max_depth=max_depth)
     _echo(render_mermaid(tree) if output_format == "mermaid" else render_text(tree))
@@ -594,9 +654,21 @@ def emulator(
         list[str] | None,
         typer.Option(help="NAME=VALUE: a behaviour variant (see docs/emulator.md)."),
     ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(help="Allow a --host that is not loopback (other machines can reach it)."),
+    ] = False,
 ) -> None:
     """Serve the local CircleCI API emulator; prints its base URL on the first line."""
-    from circleback.emulator.server import serve
+    from circleback.emulator.server import is_loopback, serve
+
+    if not allow_remote and not is_loopback(host):
+        raise errors.ConfigurationError(
+            f"--host {host} is not a loopback address: other machines could reach the "
+            "emulator, and drive its control API.",
+            hint="Serve on 127.0.0.1 (the default), or pass --allow-remote (with --token) "
+            "if other machines must reach it.",
+        )
     from circleback.emulator.switches import Switches, parse_assignment
 
     projects: dict[str, Path] = {}
@@ -628,6 +700,7 @@ def emulator(
         tokens=list(token or []),
         page_size=page_size,
         switches=changes,
+        allow_remote=allow_remote,
     )
 
 
@@ -829,10 +902,154 @@ def _fail(err: errors.CirclebackError) -> NoReturn:
     raise SystemExit(err.exit_code)
 
 
+def _lazy_coercion(command: Any) -> None:
+    """Build typer's pydantic validators only for values that need them.
+
+    typer coerces every parameter, even one left unset, through a ``TypeAdapter`` built on
+    first use; building the first imports pydantic (~50 ms), on paths such as ``--help``
+    and the no-op approve that use nothing else of it. Each parameter gets a stand-in that
+    answers what needs no validator (unset; a ``str`` for a plain ``str`` option, strings
+    for a ``list[str]`` one; a ``bool`` for a flag) and builds typer's own coercion for
+    anything else. If typer's internals change shape, nothing is replaced (``tests/perf``
+    then fails on the imported modules, not on behaviour).
+    """
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover - another typer layout: keep typer's coercion
+        return
+
+    class Deferred(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            descriptor = param.type_descriptor
+            kind = descriptor.annotation
+            if descriptor.parameter_info.parser is None:
+                if kind in (str, bool) and isinstance(value, kind):
+                    return value
+                strings = isinstance(value, (list, tuple)) and all(
+                    isinstance(item, str) for item in value
+                )
+                if kind == list[str] and strings:
+                    return list(value)
+            real = build_runtime_param(descriptor)
+            param._runtime_param = real
+            return real._coerce_value(value, param, ctx)
+
+    for sub in [command, *getattr(command, "commands", {}).values()]:
+        if sub is not command and hasattr(sub, "commands"):
+            _lazy_coercion(sub)
+            continue
+        # ``--help`` is made on first use, then cached: make it now, to replace it too.
+        help_option = sub.get_help_option(sub.context_class(sub))
+        for param in [*sub.params, *([help_option] if help_option is not None else [])]:
+            descriptor = getattr(param, "type_descriptor", None)
+            if (
+                descriptor is not None
+                and getattr(param, "_runtime_param", "absent") is None
+                and descriptor.file_annotation is None
+            ):
+                param._runtime_param = Deferred(
+                    parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+                )
+
+
+#: Global options that take a value (to find the command name after them).
+_VALUED_OPTIONS = frozenset({"--log-format"})
+
+
+def _only_what_runs(full: typer.Typer, argv: Sequence[str] | None) -> typer.Typer:
+    """The app with only the command this invocation runs, when that is known from argv.
+
+    typer turns every command's signature into click parameters before parsing anything
+    (``get_type_hints`` on each: 20-40 ms for all of them); one command needs only its own.
+    When no command is named (``--help``, no arguments, a typo), the full app is built, so
+    listings and "no such command" errors are typer's own. ``--version`` alone needs none.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    names = {
+        (info.name or info.callback.__name__.replace("_", "-")): info
+        for info in full.registered_commands
+        if info.callback is not None
+    }
+    groups = {info.name: info for info in full.registered_groups if info.name}
+    index = 0
+    while index < len(args) and args[index].startswith("-"):
+        if args[index] in {"--help", "-h"}:
+            return _listing(full)
+        index += 2 if args[index] in _VALUED_OPTIONS else 1
+    if index >= len(args):
+        return _view(full, [], []) if "--version" in args else _listing(full)
+    name = args[index]
+    if name in names:
+        return _view(full, [names[name]], [])
+    if name in groups:
+        return _view(full, [], [groups[name]])
+    return full
+
+
+def _listing(full: typer.Typer) -> typer.Typer:
+    """The app for the top-level help: every command by name and help, none of their options.
+
+    The listing shows each command's name and the first line of its help; nothing runs.
+    """
+    import copy
+    import inspect
+
+    def listed() -> None:  # pragma: no cover - never invoked: only listed
+        raise AssertionError("a listing stub ran")
+
+    stubs = []
+    for info in full.registered_commands:
+        stub = copy.copy(info)
+        if info.callback is not None:
+            stub.name = info.name or info.callback.__name__.replace("_", "-")
+            stub.help = info.help or inspect.getdoc(info.callback)
+        stub.callback = listed
+        stubs.append(stub)
+    return _view(full, stubs, list(full.registered_groups))
+
+
+def _view(full: typer.Typer, commands: list[Any], groups: list[Any]) -> typer.Typer:
+    view = typer.Typer()
+    for key, value in vars(full).items():
+        setattr(view, key, value)
+    view.registered_commands = commands
+    view.registered_groups = groups
+    return view
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; the one boundary from errors to exit codes."""
-    command = typer.main.get_command(app)
-    _configured["logging"] = False
+    command = typer.main.get_command(_only_what_runs(app, argv))
+    _lazy_coercion(command)
+    with _ACTIVE_LOCK:
+        if not _ACTIVE:
+            _configured["logging"] = False
+            _options.update(verbose=False, log_format=None)
+            _redact.clear()
+        _ACTIVE.append(1)
+    # Before anything can fail: the token the environment holds, by the settings' rules
+    # (the one settings load is registered too, once read).
+    _redact.register_from_environment()
+    for secret in os.environ.get("CIRCLEBACK_WEBHOOK_SECRETS", "").split(","):
+        _redact.register(secret)  # the webhook receiver's signing secrets
+    try:
+        return _run(command, argv)
+    finally:
+        # The last of concurrent in-process runs (tests) leaves logging as it found it.
+        with _ACTIVE_LOCK:
+            _ACTIVE.pop()
+            if not _ACTIVE:
+                if _configured["logging"]:
+                    _logging.reset()
+                _redact.clear()
+
+
+#: In-process runs still going, and the lock that guards the shared state above.
+_ACTIVE: list[int] = []
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _run(command: Any, argv: Sequence[str] | None) -> int:
     try:
         result = command.main(
             args=list(argv) if argv is not None else None,
@@ -860,41 +1077,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so, without a traceback that could hold secrets
         _ensure_logging()
         log.error(
-            f"unexpected {type(exc).__name__}: {_redacted(str(exc))}",
+            f"unexpected {type(exc).__name__}: {_redact.redact(str(exc))}",
             extra={"hint": "This is a circleback bug; run again with -v and report it."},
         )
         return errors.EXIT_API
     return result if isinstance(result, int) else 0
-
-
-def _redacted(text: str) -> str:
-    from circleback._logging import REDACTED
-    from circleback.settings import TOKEN_VARIABLES
-
-    for name in TOKEN_VARIABLES:
-        secret = os.environ.get(name)
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _log_secrets() -> list[str]:
-    """What no log line may show: the API token and the webhook signing secrets."""
-    from circleback.settings import TOKEN_VARIABLES
-
-    names = (*TOKEN_VARIABLES, "CIRCLEBACK_WEBHOOK_SECRETS")
-    values = [os.environ.get(name, "") for name in names]
-    return [*values, *(v for v in values[-1].split(",") if v.strip())]
-
-
-def _ensure_logging() -> None:
-    """Errors raised before the global options ran still need a configured logger."""
-    if not _configured["logging"]:
-        from circleback import _logging
-
-        _logging.configure(
-            verbose=False, json_format=bool(os.environ.get("CI")), secrets=_log_secrets()
-        )
 
 
 def _skip_httpx_cli() -> None:

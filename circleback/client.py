@@ -4,8 +4,9 @@ It authenticates with the ``Circle-Token`` header, retries what is safe to retry
 every page of every list, and turns each failure into a typed error from
 ``circleback.errors``. It reads no settings and never exits: the CLI does both.
 
-Spec: ``shared/reference/circleci-api-v2.openapi.json``; facts and sources:
-``shared/reference/circleci-api-notes.md``.
+Spec: the official OpenAPI document, vendored as ``tests/data/circleci-api-v2.openapi.json``
+(source and date beside it); what CircleCI is observed to do, with sources: the fidelity
+table in ``docs/emulator.md``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from circleback import _core, _read, errors
 from circleback._core import DEFAULT_RETRY, RetryPolicy, Safety
+from circleback._hosts import DEFAULT_HOST, api_base_url, is_loopback
 from circleback._read import DEFAULT_LIMITS, Limits, ListLimit
 from circleback._version import __version__
 from circleback.models import (
@@ -34,8 +36,10 @@ from circleback.models import (
     Webhook,
     Workflow,
 )
-from circleback.settings import DEFAULT_HOST, Settings, api_base_url
 from circleback.validation import ProjectSlug, parse_project_slug, parse_uuid, segment
+
+if TYPE_CHECKING:
+    from circleback.settings import Settings
 
 logger = logging.getLogger("circleback.client")
 
@@ -80,9 +84,13 @@ class CircleCIClient:
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
+        mounts: dict[str, httpx.BaseTransport | None] | None = None
+        if transport is None and _is_loopback_http(self.base_url):
+            transport, mounts = _loopback_transports()
         self._http = httpx.Client(
             base_url=self.base_url,
             transport=transport,
+            mounts=mounts,
             timeout=timeout,
             # A redirect could carry the token header to another host: never follow one.
             follow_redirects=False,
@@ -544,6 +552,7 @@ class CircleCIClient:
             attempt += 1
             retry_after: float | None = None
             self._check_deadline(method, path, None)
+            sent_at = self._clock()
             try:
                 status, headers, body = self._exchange(method, path, params, json, cap)
             except httpx.TransportError as exc:
@@ -556,9 +565,10 @@ class CircleCIClient:
                     "request failed", extra={"method": method, "path": path, "error": str(failure)}
                 )
             except _read.Overtime:
+                # Cut at the per-request limit or at the command's deadline, if sooner.
                 failure = errors.RequestTimeout(
                     f"{method} {path} did not finish within "
-                    f"{self.limits.request_seconds:.0f}s (the server is sending too slowly)."
+                    f"{self._clock() - sent_at:.3g}s (the server is sending too slowly)."
                 )
                 retryable = safety is Safety.IDEMPOTENT
                 failure.outcome_unknown = _core.outcome_unknown(method, None, sent=True)
@@ -698,6 +708,43 @@ class CircleCIClient:
     def _redact(self, text: str) -> str:
         secret = self._token.get_secret_value()
         return text.replace(secret, "**********") if secret else text
+
+
+def _is_loopback_http(base_url: str) -> bool:
+    url = httpx.URL(base_url)
+    return url.scheme == "http" and is_loopback(url.host)
+
+
+class _Deferred(httpx.BaseTransport):
+    """A transport built on its first request."""
+
+    def __init__(self, build: Callable[[], httpx.BaseTransport]) -> None:
+        self._build = build
+        self._inner: httpx.BaseTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._inner is None:
+            self._inner = self._build()
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+def _loopback_transports() -> tuple[httpx.BaseTransport, dict[str, httpx.BaseTransport | None]]:
+    """Transports for a plain-http loopback API (the emulator), without loading CA certificates.
+
+    httpx builds a verifying TLS context from certifi for every client, 35-60 ms, even when
+    every request is plain http. Here http needs no TLS at all, so its transport gets a bare
+    context that trusts nothing (any https through it would fail verification: fail safe),
+    and https (an artifact URL) gets a normal verifying transport, built only if used.
+    Proxies from the environment are not consulted: none belongs between us and loopback.
+    """
+    import ssl
+
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return httpx.HTTPTransport(verify=bare), {"https://": _Deferred(httpx.HTTPTransport)}
 
 
 def _transport_error(exc: httpx.TransportError, method: str, path: str) -> errors.TransportError:

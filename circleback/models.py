@@ -5,7 +5,7 @@ Statuses are enums that still accept a value CircleCI adds tomorrow: a field typ
 and passes unknown ones through as plain strings, so a new status never breaks parsing.
 Unknown fields are ignored for the same reason.
 
-Spec: ``shared/reference/circleci-api-v2.openapi.json`` (schemas Pipeline, Workflow, Job).
+Spec: ``tests/data/circleci-api-v2.openapi.json`` (vendored; schemas Pipeline, Workflow, Job).
 """
 
 from __future__ import annotations
@@ -123,7 +123,11 @@ class PipelineError(_Model):
 
 
 class PipelineVcs(_Model):
-    """The part of a pipeline's ``vcs`` that says which ref it ran on."""
+    """A pipeline's ``vcs``: which ref it ran on, and (kept as sent, as extra keys) the rest:
+    commit subject and body, revisions. Whoever pushes controls that text, so the link
+    proof (``circleback.relay.link``) must never take an id found in it as passed."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
     branch: str | None = None
     """The branch, when triggered on one."""

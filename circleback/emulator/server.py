@@ -9,6 +9,7 @@ own request log, which never holds a token.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import socketserver
@@ -31,6 +32,9 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: ten clients connecting at once (status
+    # over a fan-out) lose SYNs and wait the kernel's 1 s retransmit. CircleCI does not.
+    request_queue_size = 128
 
 
 class _IPv6Server(_ThreadingWSGIServer):
@@ -95,7 +99,15 @@ class EmulatorServer:
     answered (DNS rebinding); and a ticker thread carries pending pipelines forward.
     """
 
-    def __init__(self, emulator: Emulator, host: str, port: int) -> None:
+    def __init__(
+        self, emulator: Emulator, host: str, port: int, *, allow_remote: bool = False
+    ) -> None:
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(
+                f"refusing to listen on {host!r}, which is not a loopback address: other "
+                "machines could drive the emulator (the Host check stops browsers, not "
+                "them); pass allow_remote=True (circleback emulator --allow-remote) to mean it"
+            )
         server_class = _IPv6Server if ":" in host else _ThreadingWSGIServer
         self._server = server_class((host, port), _Handler)
         self._server.set_app(emulator.app)
@@ -121,10 +133,13 @@ class EmulatorServer:
 
     def _start_ticker(self) -> None:
         if self._ticker is None:
-            self._ticker = threading.Thread(
+            ticker = threading.Thread(
                 target=self._tick_forever, name="circleback-emulator-ticker", daemon=True
             )
-            self._ticker.start()
+            ticker.start()
+            # Published only once started: a shutdown racing this must never join a
+            # thread not yet started; one it misses sees the stop event and ends.
+            self._ticker = ticker
 
     def _tick_forever(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
@@ -164,9 +179,25 @@ class EmulatorServer:
         self.shutdown()
 
 
-def make_server(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
-    """Bind (port 0 picks a free port) without serving yet."""
-    return EmulatorServer(emulator, host, port)
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def make_server(
+    emulator: Emulator, host: str = "127.0.0.1", port: int = 0, *, allow_remote: bool = False
+) -> EmulatorServer:
+    """Bind (port 0 picks a free port) without serving yet.
+
+    Raises ``ValueError`` for a host that is not loopback unless ``allow_remote``.
+    """
+    return EmulatorServer(emulator, host, port, allow_remote=allow_remote)
 
 
 def serve(
@@ -178,12 +209,14 @@ def serve(
     *,
     on_job_start: Callable[[JobRun], None] | None = None,
     switches: Mapping[str, Any] | None = None,
+    allow_remote: bool = False,
 ) -> None:
     """Serve until interrupted; the first line on stdout is the base URL, for scripts.
 
     ``switches`` (names as in :class:`~circleback.emulator.switches.Switches`) pick the
     behaviour variants. ``POST /_emulator/projects`` may then only point at configs under
-    the directories of ``projects``.
+    the directories of ``projects``. A host that is not loopback raises ``ValueError``
+    unless ``allow_remote``, and then a warning goes to stderr.
     """
     emulator = Emulator(
         projects=projects,
@@ -195,8 +228,18 @@ def serve(
     emulator.config_roots = tuple(
         {Path(path).resolve().parent for path in (projects or {}).values()}
     )
-    server = make_server(emulator, host, port)
+    server = make_server(emulator, host, port, allow_remote=allow_remote)
     print(server.url, flush=True)
+    if not is_loopback(host):
+        print(
+            f"circleback emulator: warning: listening on {host}, reachable from other "
+            "machines. Anyone who can reach the port can call the API"
+            + (" and the control API" if not tokens else " with one of the --token values")
+            + "; the Host check stops browsers, not other clients. Give --token values, "
+            "and serve on loopback unless you need otherwise.",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

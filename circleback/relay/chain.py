@@ -59,7 +59,7 @@ def upstream_chain(
         chain.append(pipeline)
         seen.add(pipeline.id.lower())
         name = f"{pipeline.project_slug} #{pipeline.number}"
-        evidence = read_config_evidence(client, pipeline.id)
+        evidence = read_config_evidence(client, pipeline.id, pipeline)
         if not evidence.readable:
             return ChainView(tuple(chain), f"{name}: {evidence.why}")
         if not evidence.carried:

@@ -27,13 +27,14 @@ Every public function here is stable API, shared by the CLI and the webhook rece
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from circleback import errors
 from circleback.client import CircleCIClient, ParameterValue
-from circleback.models import PipelineConfig
+from circleback.models import Pipeline, PipelineConfig
 from circleback.relay.records import Downstream
 
 _UUID = re.compile(
@@ -122,11 +123,32 @@ def require(link: Link, action: str, *, hint: str | None = None) -> None:
         )
 
 
-def evidence_from_config(pipeline_id: str, config: PipelineConfig) -> ConfigEvidence:
+def pushed_ids(pipeline: Pipeline) -> frozenset[str]:
+    """Ids (lower case) in the text a *pusher* controls: the pipeline's ``vcs`` (branch,
+    tag, commit subject and body) and CircleCI's own ``trigger_parameters`` namespaces
+    (``git``, ``github_app``, ``webhook``...; a top-level plain value is a sent parameter).
+
+    Pipeline values such as ``<< pipeline.git.branch >>`` are substituted into the compiled
+    config like parameters, so a branch named after a pipeline id would otherwise look
+    like that id was passed by a trigger: anyone who can push could forge a link.
+    """
+    texts: list[str] = []
+    if pipeline.vcs is not None:
+        texts.append(json.dumps(pipeline.vcs.model_dump(mode="json")))
+    for value in (pipeline.trigger_parameters or {}).values():
+        if isinstance(value, (dict, list)):
+            texts.append(json.dumps(value))
+    return frozenset(m.lower() for text in texts for m in _UUID.findall(text))
+
+
+def evidence_from_config(
+    pipeline_id: str, config: PipelineConfig, pushed: frozenset[str] = frozenset()
+) -> ConfigEvidence:
     """Read the evidence in a config document (pure; see ``read_config_evidence``).
 
     Both the compiled config and the compiled setup config count, so a dynamic config
-    whose setup workflow uses the callback parameter is read too.
+    whose setup workflow uses the callback parameter is read too. ``pushed`` are ids
+    that came from pipeline values (``pushed_ids``): never counted as carried.
     """
     compiled = [config.compiled, config.compiled_setup_config or ""]
     body = "\n".join(_strip_comments(text) for text in compiled if text.strip())
@@ -145,22 +167,30 @@ def evidence_from_config(pipeline_id: str, config: PipelineConfig) -> ConfigEvid
     hard_coded = {m.lower() for m in _UUID.findall(source)}
     own = pipeline_id.strip().lower()
     carried = frozenset(
-        m.lower() for m in _UUID.findall(body) if m.lower() not in hard_coded and m.lower() != own
+        m.lower()
+        for m in _UUID.findall(body)
+        if m.lower() not in hard_coded and m.lower() not in pushed and m.lower() != own
     )
     return ConfigEvidence(pipeline_id, True, carried, body, source)
 
 
-def read_config_evidence(client: CircleCIClient, pipeline_id: str) -> ConfigEvidence:
+def read_config_evidence(
+    client: CircleCIClient, pipeline_id: str, pipeline: Pipeline | None = None
+) -> ConfigEvidence:
     """Fetch a pipeline's config and read its evidence.
 
-    A 404 or 403 (the token cannot see it) is unreadable evidence, not an error; other
-    API failures propagate (exit 3), since nothing may be decided without the evidence.
+    ``pipeline`` is the pipeline itself (``GET /pipeline/{id}``), fetched when not given:
+    ids its pushed ref or commit carries are not evidence (``pushed_ids``). A 404 or 403
+    (the token cannot see it) is unreadable evidence, not an error; other API failures
+    propagate (exit 3), since nothing may be decided without the evidence.
     """
     try:
+        if pipeline is None:
+            pipeline = client.get_pipeline(pipeline_id)
         config = client.get_pipeline_config(pipeline_id)
     except (errors.NotFound, errors.PermissionDenied) as exc:
         return ConfigEvidence(pipeline_id, False, why=f"its config cannot be read ({exc.message})")
-    return evidence_from_config(pipeline_id, config)
+    return evidence_from_config(pipeline_id, config, pushed_ids(pipeline))
 
 
 def judge_approval(
@@ -324,6 +354,7 @@ __all__ = [
     "judge_sweep",
     "prove_approval",
     "prove_sweep",
+    "pushed_ids",
     "read_config_evidence",
     "require",
 ]

@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from circleback._files import write_text_atomically
+from circleback._hosts import DEFAULT_HOST
 from circleback.errors import ConfigurationError
-from circleback.settings import DEFAULT_HOST
 from circleback.validation import parse_project_slug, parse_uuid
 
 STATE_VERSION = 1

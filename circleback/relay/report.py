@@ -11,6 +11,7 @@ cannot carry (``xml_safe``).
 
 from __future__ import annotations
 
+import re
 from xml.etree import ElementTree as ET
 
 from circleback._text import printable, xml_safe
@@ -53,10 +54,19 @@ def _duration(w: WorkflowReport) -> str:
     return f" in {minutes}m{seconds:02d}s" if minutes else f" in {seconds}s"
 
 
+#: Every character that could start a line or move the cursor (C0, DEL, C1, line and
+#: paragraph separators): API text in the JUnit report is one line, its own.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    return _NOT_ONE_LINE.sub("", text)
+
+
 def junit_xml(report: StatusReport) -> str:
     """One test case per downstream workflow (or per errored pipeline), failures linked."""
     suites = ET.Element("testsuites", name="circleback")
-    groups = [(f"{p.project_slug} #{p.number}", _cases(p)) for p in report.pipelines]
+    groups = [(_one_line(f"{p.project_slug} #{p.number}"), _cases(p)) for p in report.pipelines]
     if report.required:
         groups.append(("required jobs", _required_cases(report)))
     for name, cases in groups:
@@ -78,31 +88,33 @@ def junit_xml(report: StatusReport) -> str:
 
 
 def _cases(p: PipelineReport) -> list[tuple[ET.Element, tuple[str, str] | None]]:
-    classname = p.project_slug
+    # Each API value passes _one_line; only the newlines joining them are ours.
+    c = _one_line
+    classname = c(p.project_slug)
     if p.waiting:
         case = ET.Element("testcase", classname=classname, name="pipeline", time="0")
-        return [(case, (f"pipeline #{p.number} still running", f"{p.waiting}\n{p.url}"))]
+        return [(case, (f"pipeline #{p.number} still running", f"{c(p.waiting)}\n{c(p.url)}"))]
     if p.errors or not p.workflows:
         case = ET.Element("testcase", classname=classname, name="pipeline", time="0")
-        text = "\n".join([*p.errors, p.url])
+        text = "\n".join(c(line) for line in [*p.errors, p.url])
         return [(case, (f"pipeline #{p.number} errored", text))]
     result: list[tuple[ET.Element, tuple[str, str] | None]] = []
     for w in p.workflows:
         case = ET.Element(
             "testcase",
             classname=classname,
-            name=w.name,
+            name=c(w.name),
             time=f"{w.duration_seconds or 0:.1f}",
-            file=w.url,
+            file=c(w.url),
         )
         failure = None
         if not w.succeeded:
-            jobs = [f"{j.name}: {j.status} {j.url}" for j in w.failed_jobs]
-            failure = (f"workflow {w.name} {w.status}", "\n".join([*jobs, w.url]))
+            jobs = [c(f"{j.name}: {j.status} {j.url}") for j in w.failed_jobs]
+            failure = (c(f"workflow {w.name} {w.status}"), "\n".join([*jobs, c(w.url)]))
         if w.not_run_jobs:
             # Shown, not failed: the workflow succeeded (status --require-job fails it).
             out = ET.SubElement(case, "system-out")
-            out.text = "\n".join(f"not_run: {j.name} {j.url}" for j in w.not_run_jobs)
+            out.text = "\n".join(c(f"not_run: {j.name} {j.url}") for j in w.not_run_jobs)
         result.append((case, failure))
     return result
 
@@ -110,7 +122,8 @@ def _cases(p: PipelineReport) -> list[tuple[ET.Element, tuple[str, str] | None]]
 def _required_cases(report: StatusReport) -> list[tuple[ET.Element, tuple[str, str] | None]]:
     result: list[tuple[ET.Element, tuple[str, str] | None]] = []
     for r in report.required:
-        case = ET.Element("testcase", classname="required-jobs", name=r.name, time="0")
-        found = ", ".join(r.statuses) or "not found"
-        result.append((case, None if r.succeeded else (f"required job {r.name}: {found}", found)))
+        name = _one_line(r.name)
+        case = ET.Element("testcase", classname="required-jobs", name=name, time="0")
+        found = _one_line(", ".join(r.statuses)) or "not found"
+        result.append((case, None if r.succeeded else (f"required job {name}: {found}", found)))
     return result

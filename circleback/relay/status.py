@@ -286,7 +286,15 @@ def _wait(
             looks = _look_all(client, pending, watch, concurrency)
         except errors.DeadlinePassed as exc:
             # The timeout holds inside a request: an answer still arriving is given up on,
-            # and the report says what was seen before.
+            # and the report says what was seen before (the last look, due at the
+            # deadline, is usually the one cut short: name what the one before saw).
+            seen = [
+                f"{r.project_slug} #{r.number}: {last[r.pipeline_id].waiting}"
+                for r in pending
+                if r.pipeline_id in last
+            ]
+            if len(seen) < len(pending):
+                seen.append(f"an answer still arriving ({exc.message})")
             raise _timeout(
                 downstream,
                 finished,
@@ -295,7 +303,7 @@ def _wait(
                 timeout,
                 clock,
                 required_jobs,
-                f"an answer still arriving ({exc.message})",
+                "; ".join(seen),
             ) from None
         for record, (report, verdict) in zip(pending, looks, strict=True):
             for unknown in verdict.unknown:

@@ -454,7 +454,7 @@ def _look(
             )
         ):
             continue
-        evidence = read_config_evidence(client, pipeline.id)
+        evidence = read_config_evidence(client, pipeline.id, pipeline)
         if not evidence.readable:
             look.unreadable.append((pipeline, evidence.why))
             continue
@@ -559,7 +559,7 @@ def _confirm(
             _raise_errored(pipeline, request, parameters, url)
         if pipeline.state == PipelineState.CREATED:
             if not config_ok and not unused:
-                evidence = read_config_evidence(client, created.id)
+                evidence = read_config_evidence(client, created.id, pipeline)
                 unused = evidence.readable and not evidence.carries(upstream)
                 config_ok = evidence.readable and not unused
                 missing = evidence.why if not evidence.readable else missing

@@ -51,7 +51,7 @@ def upstream_candidates(client: CircleCIClient, pipeline: Pipeline) -> Candidate
     """The pipeline ids substituted into B's compiled config: hints to be proven, never
     proof. (``trigger_parameters`` is never asked: CircleCI does not return the parameters
     a pipeline was triggered with.)"""
-    evidence = read_config_evidence(client, pipeline.id)
+    evidence = read_config_evidence(client, pipeline.id, pipeline)
     return Candidates(tuple(sorted(evidence.carried)[:MAX_CANDIDATES]), evidence)
 
 

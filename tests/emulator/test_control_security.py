@@ -84,7 +84,7 @@ def test_serve_confines_configs_to_the_projects_directories(tmp_path: Path) -> N
 
     seen: dict[str, Any] = {}
 
-    def fake_make_server(emulator: Emulator, host: str, port: int) -> Any:
+    def fake_make_server(emulator: Emulator, host: str, port: int, **_: Any) -> Any:
         seen["roots"] = emulator.config_roots
         raise KeyboardInterrupt
 
@@ -183,3 +183,55 @@ def test_the_cycle_check_catches_a_cycle(monkeypatch: pytest.MonkeyPatch) -> Non
     )
     with pytest.raises(AssertionError, match="import cycle"):
         test_the_emulator_modules_import_without_a_cycle()
+
+
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 (bound only where the test says it may be)
+
+
+@pytest.mark.parametrize("host", [EVERY_INTERFACE, "::", "192.0.2.7", "example.org"])
+def test_a_non_loopback_bind_needs_an_explicit_flag(emu: Emulator, host: str) -> None:
+    # Why: --host 0.0.0.0 bound every interface silently. The Host check stops a browser
+    # (DNS rebinding), not another machine's client, which sends any Host it likes.
+    with pytest.raises(ValueError, match="allow_remote"):
+        make_server(emu, host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_loopback_binds_need_no_flag(host: str) -> None:
+    from circleback.emulator.server import is_loopback
+
+    assert is_loopback(host)
+
+
+def test_allow_remote_binds_every_interface_and_warns(
+    emu: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from circleback.emulator import server as server_module
+
+    with make_server(emu, EVERY_INTERFACE, allow_remote=True) as server:
+        assert server.url.startswith("http://0.0.0.0:")
+    monkeypatch.setattr(server_module.EmulatorServer, "serve_forever", lambda self: None)
+    server_module.serve(EVERY_INTERFACE, allow_remote=True)
+    err = capsys.readouterr().err
+    assert "reachable from other machines" in err
+    assert "--token" in err
+
+
+def test_the_cli_refuses_a_non_loopback_bind_without_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from circleback import _cli
+
+    code = _cli.run(["emulator", "--host", EVERY_INTERFACE])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--allow-remote" in err
+    assert "Traceback" not in err
+
+
+def test_a_server_stopped_as_soon_as_started_shuts_down_cleanly(emu: Emulator) -> None:
+    # Leaving the block before the serving thread has started its ticker raised
+    # "cannot join thread before it is started" (seen within the first tries).
+    for _ in range(40):
+        with make_server(emu):
+            pass

@@ -266,16 +266,25 @@ def test_run_steps_include_a_script_and_pass_parameters_only_as_environment() ->
                         ref.startswith("parameters.") and ref.split(".", 1)[1] in declared
                     ), f"{key}: {var} refers to {ref}"
             # Every PARAM_ the step sets is read by its script, and vice versa, except the
-            # install script's approve-only switch, which defaults to off.
+            # install script's approve-only switch, which defaults to off, and the token's
+            # variable name, which install has no parameter for (it checks the usual names).
             read = set(re.findall(r"\bPARAM_[A-Z_]+\b", (SCRIPTS / script).read_text()))
-            optional = {"PARAM_SKIP_WITHOUT_UPSTREAM", "PARAM_UPSTREAM_PIPELINE_ID"}
+            optional = {
+                "PARAM_SKIP_WITHOUT_UPSTREAM",
+                "PARAM_UPSTREAM_PIPELINE_ID",
+                "PARAM_TOKEN_VAR",
+            }
             assert set(env) <= read, f"{key}: sets {sorted(set(env) - read)} that {script} ignores"
             missing = read - set(env) - (optional if script == "install.sh" else set())
             assert not missing, f"{key}: {script} reads {sorted(missing)}, never set"
     assert used_scripts == {p.name for p in SCRIPTS.glob("*.sh")}, "an unused script"
 
 
-def test_approve_upstream_runs_every_step_always() -> None:
+def test_approve_upstream_runs_every_step_always_but_saves_only_a_good_install() -> None:
+    """A post-step must run after B's job failed, so every step is `when: always`, except
+    save_cache: saved after a failed install, an empty or broken install would sit under
+    the key for good (CircleCI never overwrites a cache), and every later job would
+    install from scratch. It saves only when every step before it succeeded."""
     steps = source_files()["commands/approve_upstream"]["steps"]
     flat = []
     for step in steps:
@@ -285,8 +294,12 @@ def test_approve_upstream_runs_every_step_always() -> None:
         else:
             flat.append(step)
     for step in flat:
-        (body,) = step.values()
-        assert body["when"] == "always", step
+        ((kind, body),) = step.items()
+        if kind == "save_cache":
+            assert body.get("when", "on_success") == "on_success", step
+        else:
+            assert body["when"] == "always", step
+    assert any("save_cache" in step for step in flat)
 
 
 def test_approve_upstream_checks_for_an_upstream_before_installing() -> None:

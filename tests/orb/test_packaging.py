@@ -1,6 +1,7 @@
 """Release readiness: the sdist and the wheel build, pass ``twine check``, and carry what a
 release needs: the bundled orb (with its pins) and examples in the wheel, the whole source
-(orb, pin.py, examples, docs, tests) in the sdist, and nothing of a checkout's."""
+(orb, pin.py, examples, docs, tests, and the CI and lint configuration the tests read) in the
+sdist, and nothing of a checkout's."""
 
 from __future__ import annotations
 
@@ -80,7 +81,12 @@ def test_the_sdist_is_the_whole_source_and_nothing_else(dist: Path) -> None:
         "examples/project-b/.circleci/config.yml",
         "circleback/_cli.py",
         "tests/orb/test_packaging.py",
+        # What the tests read besides the package: the suite must run from the sdist.
+        ".circleci/config.yml",
+        ".circleci/test-deploy.yml",
+        ".yamllint",
+        ".ci/run",
     ):
         assert required in names, required
-    assert not [n for n in names if n.startswith((".venv/", ".git/", ".circleci/", ".ci/"))]
+    assert not [n for n in names if n.startswith((".venv/", ".git/", "dist/"))]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

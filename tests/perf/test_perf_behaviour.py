@@ -6,9 +6,7 @@ flight at once, start-up hygiene by ``sys.modules``.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -19,11 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from circleback import _logging, errors
+from circleback import errors
 from circleback.client import CircleCIClient, RetryPolicy
 from circleback.emulator import Emulator
 from circleback.relay import Downstream, Outcome, approve, wait_for_downstream
-from circleback.settings import Settings
 
 CONFIGS = Path(__file__).parent / "configs"
 TOKEN = "CCIPAT_perf-t0ken"
@@ -158,57 +155,133 @@ def test_approve_searches_workflows_still_going_first(api: httpx.Client, emu: Em
     assert again.outcome is Outcome.ALREADY_APPROVED
 
 
-_HYGIENE = """
+_LIGHT = """
+import atexit, json, sys
+from circleback import _cli
+atexit.register(lambda: print(json.dumps(sorted(
+    m for m, module in sys.modules.items() if module is not None)), file=sys.stderr))
+_cli.main()
+"""
+#: What a light path must not import (the issue's list, plus what they would drag in).
+_HEAVY = ("httpx", "pydantic", "pydantic_settings", "structlog", "rich", "click", "ssl", "yaml")
+
+
+def _modules_after(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _LIGHT, *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
+    return done.returncode, set(json.loads(done.stderr.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["approve", "--help"],
+        ["status", "--help"],
+        ["approve"],
+        ["approve", "--pipeline-id", ""],
+        ["approve", "--pipeline-id", " ", "--job-name", "hold", "--allow-project", "gh/a/*"],
+        ["--log-format", "json", "approve", "--json"],
+    ],
+)
+def test_light_paths_import_no_http_settings_or_logging_stack(args: list[str]) -> None:
+    code, loaded = _modules_after(*args, env={"CIRCLEBACK_TOKEN": TOKEN + "-0123456789"})
+    assert code == 0
+    assert not sorted(m for m in loaded if m.split(".")[0] in _HEAVY)
+
+
+_FULL = """
 import sys
 from circleback import _cli
-_cli._skip_httpx_cli()
-code = _cli.run(["approve", "--pipeline-id", ""])
-def loaded():
-    return " ".join(sorted(m for m, module in sys.modules.items() if module is not None))
-noop = loaded()
-import circleback.client, circleback.relay.approve, circleback.relay.status
+_cli._skip_httpx_cli()  # as main() does
+from circleback.emulator import Emulator
+from pathlib import Path
+configs = Path(sys.argv[1])
+emu = Emulator(projects={"gh/acme/b": configs / "b.yml"})
+before = set(sys.modules)
+_cli.RUNTIME = _cli.Runtime(transport=emu.transport())
+code = _cli.run(["--log-format", "json", "-v", "status", "--pipeline-id",
+                 "5034460f-c7c4-4c43-9457-de07e2029e7b"])
 print(code)
-print(noop)
-print(loaded())
+print(" ".join(sorted(m for m, mod in sys.modules.items() if mod is not None)))
 """
-_NEVER = ("circleback.emulator", "yaml", "rich", "pydantic_settings", "structlog", "click")
 
 
-def test_approve_imports_nothing_it_does_not_use() -> None:
+def test_a_command_that_calls_the_api_loads_the_stack_without_rich() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CIRCLEBACK_TOKEN": TOKEN + "-0123456789",
+        "CIRCLEBACK_HOST": "http://127.0.0.1",
+    }
     done = subprocess.run(
-        [sys.executable, "-c", _HYGIENE], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _FULL, str(CONFIGS)], capture_output=True, text=True, env=env
     )
-    code, noop, full = done.stdout.splitlines()
-    assert code == "0"
-    for line, forbidden in ((noop, (*_NEVER, "httpx")), (full, _NEVER)):
-        loaded = line.split()
-        assert not [m for m in loaded if m.split(".")[0] in forbidden or m in forbidden]
-        assert "circleback.emulator" not in loaded
+    code, modules = done.stdout.splitlines()
+    loaded = set(modules.split())
+    assert code == "3"  # the pipeline does not exist: the API answered 404
+    assert {"httpx", "pydantic_settings", "structlog"} <= loaded
+    assert not [m for m in loaded if m.split(".")[0] in {"rich", "click"}]
+    assert '"logger": "circleback.client"' in done.stderr  # -v: the request, as JSON
 
 
-def test_log_lines_keep_their_shape_and_redaction() -> None:
-    stream = io.StringIO()
-    _logging.configure(verbose=False, json_format=True, secrets=["s3cret"], stream=stream)
-    try:
-        logging.getLogger("circleback.x").warning(
-            "saw %s", "s3cret", extra={"job": "j", "hint": "h s3cret"}
-        )
-    finally:
-        logging.getLogger("circleback").handlers.clear()
-    event = json.loads(stream.getvalue())
-    assert list(event) == ["event", "level", "logger", "job", "hint", "timestamp"]
-    assert event["event"] == "saw **********"
-    assert event["hint"] == "h **********"
-    assert event["timestamp"].endswith("Z")
+_TLS = """
+import ssl, sys
+built = []
+real = ssl.create_default_context
+ssl.create_default_context = lambda *a, **k: built.append(1) or real(*a, **k)
+from circleback.client import CircleCIClient
+with CircleCIClient(token="t" * 40, host=sys.argv[1]) as client:
+    pass
+print(bool(built))
+"""
 
 
-def test_settings_read_the_environment_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CIRCLEBACK_TOKEN", "CIRCLE_TOKEN", "CIRCLECI_API_KEY", "CIRCLEBACK_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("circle_token", "lower")  # names match case-insensitively
-    monkeypatch.setenv("CIRCLEBACK_HOST", "")  # empty is unset
-    settings = Settings()
-    assert settings.token is not None
-    assert settings.token.get_secret_value() == "lower"
-    assert settings.host == "https://circleci.com"
-    assert Settings(host="http://127.0.0.1:1").host == "http://127.0.0.1:1"
+@pytest.mark.parametrize(
+    ("host", "loads_certificates"),
+    [("http://127.0.0.1:9", False), ("http://localhost:9", False), ("https://circleci.com", True)],
+)
+def test_a_plain_http_loopback_client_builds_no_tls_context(
+    host: str, loads_certificates: bool
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _TLS, host], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == str(loads_certificates)
+
+
+def test_a_loopback_client_still_verifies_https_it_is_sent_to() -> None:
+    """An artifact URL on https gets a verifying transport, built when first used."""
+    with CircleCIClient(token="t" * 40, host="http://127.0.0.1:9") as client:
+        transport = client._http._transport_for_url(httpx.URL("https://x.circle-artifacts.com/a"))
+        assert not isinstance(transport, httpx.HTTPTransport)  # deferred until used
+        inner = transport._build()  # type: ignore[attr-defined]
+        pool = inner._pool
+        assert pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+        assert pool._ssl_context.cert_store_stats()["x509_ca"] > 0
+
+
+def test_help_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the command that runs is built; a listing needs them all, and gets them."""
+    from circleback import _cli
+
+    assert _cli.run(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("trigger", "approve", "status", "sweep", "trace", "emulator", "demo", "orb"):
+        assert f" {name} " in out
+
+
+@pytest.mark.parametrize(
+    "args", [["nosuch"], ["--log-format", "json", "nosuch"], ["-v", "orb", "nosuch"]]
+)
+def test_an_unknown_command_is_still_typers_usage_error(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    from circleback import _cli
+
+    assert _cli.run(args) == errors.EXIT_USAGE
+    assert "No such command 'nosuch'" in capsys.readouterr().err

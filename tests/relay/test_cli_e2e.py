@@ -103,12 +103,14 @@ def test_happy_path_request_counts(world: World, tmp_path: Path) -> None:
         ("GET", f"{b}/workflow"),
     ]
     # A's workflows, the hold workflow's jobs (once), the artifacts of A's finished build
-    # jobs (A's trigger record: none stored here), B's config (the link), the approval.
+    # jobs (A's trigger record: none stored here), B and B's config (the link: an id B's
+    # pushed ref carries is no evidence), the approval.
     assert [r["method"] + " " + r["path"].split("/")[3] for r in approve_requests[1:]] == [
         "GET pipeline",
         "GET workflow",
         "GET project",
         "GET project",
+        "GET pipeline",
         "GET pipeline",
         "POST workflow",
     ]
@@ -366,12 +368,12 @@ def test_hold_on_page_three(world: World) -> None:
     assert code == 0, err
     paths = [r["method"] + " " + r["path"].split("/")[3] for r in world.requests()]
     # workflows, three pages of jobs, each build job's artifacts (A's trigger record),
-    # B's config (the link), approve
+    # B and B's config (the link), approve
     assert paths == [
         "GET pipeline",
         *["GET workflow"] * 3,
         *["GET project"] * 4,
-        "GET pipeline",
+        *["GET pipeline"] * 2,
         "POST workflow",
     ]
     assert world.job_status(a, HOLD) == "success"

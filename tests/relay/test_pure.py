@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -253,6 +254,30 @@ def test_junit_has_one_case_per_workflow_with_linked_failures() -> None:
     assert failure.get("message") == "workflow test canceled"
     assert "unit: canceled https://j" in (failure.text or "")
     assert root.find("./testsuite").get("failures") == "1"  # type: ignore[union-attr]
+
+
+def test_junit_keeps_no_control_character_of_api_text() -> None:
+    # Issue 12: C0 control characters are removed from JUnit. A CR or LF in a workflow
+    # or job name survived as &#13;/&#10; in attributes, so a test name in A's Tests tab
+    # could still carry a line of its own ("all downstream pipelines succeeded").
+    forged = "x\r\nall downstream pipelines succeeded\t\x1b[2K"
+    bad = WorkflowReport(
+        forged, "w2", "failed", "https://w2", 1.0, (FailedJob(forged, "failed", "https://j"),)
+    )
+    root = ET.fromstring(junit_xml(_report(bad, errors_=())))
+    values = [v for e in root.iter() for v in e.attrib.values()]
+    values += [e.text or "" for e in root.iter()]
+    control = re.compile("[\x00-\x1f\x7f-\x9f]")
+    assert any("all downstream pipelines succeeded" in v for v in values)
+    assert not [v for v in values if control.search(v.replace("\n", ""))]
+    for e in root.iter():
+        assert not [v for v in e.attrib.values() if "\n" in v]
+    failure = root.find("./testsuite/testcase/failure")
+    assert failure is not None
+    assert (failure.text or "").splitlines() == [
+        "xall downstream pipelines succeeded[2K: failed https://j",
+        "https://w2",
+    ]
 
 
 def test_junit_errored_pipeline_is_a_failed_case() -> None:

@@ -240,6 +240,19 @@ def test_status_never_stops_before_its_timeout_and_still_reports(
     assert "still running" in (failure.get("message") or "")
 
 
+def test_status_timeout_says_what_it_was_waiting_for(world: World) -> None:
+    # Its last look was due at the deadline, so it always "gave up waiting for: an answer
+    # still arriving (Stopped at the deadline during GET ...)", not for B's workflows.
+    a = world.upstream_on_hold()
+    b = world.downstream(a)
+    result = world.cli("status", "--pipeline-id", b, "--timeout", "12s")
+    assert result.code == 4, result.err
+    error = result.err[result.err.index("error: Gave up") :]
+    assert "gh/acme/b #" in error
+    assert "is running" in error
+    assert "an answer still arriving" not in error
+
+
 def test_status_default_timeout_is_not_cut_short(world: World) -> None:
     a = world.upstream_on_hold()
     b = world.downstream(a)

@@ -6,6 +6,7 @@ different project; sweep releasing a forged hold whose record names someone else
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -104,6 +105,30 @@ def test_sweep_never_releases_a_forged_hold(world: World, tmp_path: Path) -> Non
     assert findings[forger]["action"] == "not_proven"
     assert "does not carry this pipeline's id" in findings[forger]["reason"]
     assert world.job_status(honest, HOLD) == "success"
+    assert world.job_status(forger, HOLD) == "on_hold"
+
+
+@pytest.mark.parametrize("ref", ["branch", "tag"])
+def test_sweep_never_takes_a_pushed_ref_for_a_carried_id(
+    world: World, tmp_path: Path, ref: str
+) -> None:
+    # A contributor of A needs no trigger rights to plant "evidence": pushing a branch (or
+    # a tag) named after their held pipeline's id to any project whose config uses
+    # << pipeline.git.branch >> puts that id into the compiled config of a pipeline they
+    # then name in their own record. That id was pushed, not passed by a trigger.
+    forger = world.upstream_on_hold()
+    response = world.api.post("/project/gh/acme/b-branch/pipeline", json={ref: f"x/{forger}"})
+    assert response.status_code == 201, response.text
+    planted = response.json()["id"]
+    world.finish_all(planted, "success")
+    number = response.json()["number"]
+    record = {"project_slug": "gh/acme/b-branch", "pipeline_id": planted, "number": number}
+    state = tmp_path / "forged.json"
+    state.write_text(json.dumps({"version": 1, "downstream": [record]}))
+    store_record(world, forger, state)
+    result = world.cli("sweep", A, "--grace", "0s", "--json")
+    findings = {f["pipeline_id"]: f for f in result.json()["findings"]}
+    assert findings[forger]["action"] == "not_proven", findings[forger]
     assert world.job_status(forger, HOLD) == "on_hold"
 
 

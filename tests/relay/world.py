@@ -42,6 +42,7 @@ PROJECTS = {
     "gh/acme/b-no-callback": CONFIGS / "b_no_callback.yml",
     "gh/acme/b-dynamic": CONFIGS / "b_dynamic.yml",
     "gh/acme/b-serial": CONFIGS / "b_serial.yml",
+    "gh/acme/b-branch": CONFIGS / "b_branch.yml",
     "circleci/8e1a5d2c-0d9d-4bfb-9d4f-1f2b3c4d5e6f/a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d": CONFIGS
     / "b.yml",
 }

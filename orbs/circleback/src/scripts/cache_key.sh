@@ -12,6 +12,33 @@
 set +x
 set -eu
 
+strip() {
+  _s=$1
+  _s=${_s#"${_s%%[![:space:]]*}"}
+  _s=${_s%"${_s##*[![:space:]]}"}
+  printf '%s' "$_s"
+}
+
+# $1 with $NAME and ${NAME} replaced from the environment, as `circleci env subst` does; awk
+# stands in where the CircleCI CLI is absent (another CI, the local executor).
+env_subst() {
+  if command -v circleci >/dev/null 2>&1 &&
+    _out=$(printf '%s' "$1" | circleci env subst 2>/dev/null); then
+    printf '%s' "$_out"
+    return 0
+  fi
+  printf '%s' "$1" | awk '{
+    s = $0; out = ""
+    while (match(s, /[$]([{][A-Za-z_][A-Za-z0-9_]*[}]|[A-Za-z_][A-Za-z0-9_]*)/)) {
+      name = substr(s, RSTART + 1, RLENGTH - 1)
+      if (substr(name, 1, 1) == "{") name = substr(name, 2, length(name) - 2)
+      out = out substr(s, 1, RSTART - 1) ENVIRON[name]
+      s = substr(s, RSTART + RLENGTH)
+    }
+    printf "%s%s%s", (NR > 1 ? "\n" : ""), out, s
+  }'
+}
+
 key_file=${PARAM_KEY_FILE:-/tmp/circleback-cache-key}
 os=$(uname -s 2>/dev/null || echo unknown)
 release=""
@@ -33,9 +60,13 @@ done
   printf 'arch: %s\n' "$(uname -m 2>/dev/null || echo unknown)"
   printf 'python: %s\n' "$python"
   printf 'version: %s\n' "${PARAM_VERSION:-}"
-  printf 'package: %s\n' "${PARAM_PACKAGE:-}"
+  # What the install will install: the package as substituted (not printed below, as a
+  # variable may hold a credential in a URL).
+  printf 'package: %s\n' "$(strip "$(env_subst "${PARAM_PACKAGE:-}")")"
   printf 'install_dir: %s\n' "${PARAM_INSTALL_DIR:-}"
   printf 'pins:\n%s\n' "${PARAM_PINS:-}"
 } >"$key_file"
 echo "circleback: the install's cache key covers:"
-sed -n '1,6p' "$key_file"
+sed -n '1,4p' "$key_file"
+printf 'package: %s\n' "${PARAM_PACKAGE:-}"
+sed -n '6p' "$key_file"

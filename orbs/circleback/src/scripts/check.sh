@@ -17,10 +17,12 @@
 set +x # never trace: the token is handled below (an inherited set -x, SHELLOPTS or BASH_ENV)
 set -eu
 
+# Print an error (control characters but newlines shown as '?': a value from outside in the
+# message cannot overwrite a line of the log) and exit with status $1.
 die() {
   code=$1
   shift
-  echo "circleback: error: $*" >&2
+  printf 'circleback: error: %s\n' "$*" | tr '\001-\011\013-\037\177' '?' >&2
   exit "$code"
 }
 
@@ -59,9 +61,33 @@ env_subst() {
   }'
 }
 
-# A parameter as the step received it, surrounding space removed, $VARs substituted.
+# True when $1 holds the value of a variable the API token may be read from (the token
+# parameter's, or one circleback reads). Values under 4 characters are not looked for, as
+# in CircleCI's own masking of secrets.
+holds_token() {
+  for _n in "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}" CIRCLEBACK_TOKEN CIRCLE_TOKEN CIRCLECI_API_KEY; do
+    _n=$(strip "$_n")
+    case $_n in "" | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+    eval "_t=\${$_n-}"
+    _t=$(strip "$_t")
+    if [ "${#_t}" -ge 4 ]; then
+      case $1 in *"$_t"*) _t="" && return 0 ;; esac
+    fi
+  done
+  _t=""
+  return 1
+}
+
+# The parameter named $1 as the step received it ($2), surrounding space removed, $VARs
+# substituted; refused when substitution brought in the API token, which would then be
+# printed and sent (a branch named '$CIRCLE_TOKEN' reaches a branch parameter set from
+# pipeline.git.branch as that very text).
 param() {
-  strip "$(env_subst "$1")"
+  _v=$(strip "$(env_subst "$2")")
+  if holds_token "$_v" && ! holds_token "$2"; then
+    die 2 "the $1 parameter ('$(strip "$2")') names a variable that holds the API token: refusing to substitute, print or send it. Pass branch and tag names as \$CIRCLE_BRANCH or \$CIRCLE_TAG (substituted once), not as pipeline.git.branch or pipeline.git.tag (pasted in as text, so that a branch named '\$CIRCLE_TOKEN' would read the token)."
+  fi
+  printf '%s' "$_v"
 }
 
 # Export CIRCLEBACK_TOKEN from the variable the token parameter names (never traced).
@@ -87,22 +113,31 @@ require_cli() {
     die 2 "circleback is not on PATH; run the circleback/install command before this step."
 }
 
+# $1 for display, control characters (newline included) shown as '?': a value from outside
+# (a pipeline parameter, a branch name) cannot forge, hide or overwrite a line of the log.
+shown() {
+  printf '%s' "$1" | tr '\001-\037\177' '?'
+}
+
 # Print the command line (quoted, as a shell would read it), then run it.
 run_cli() {
   _line="+ circleback"
   for _arg in "$@"; do
-    _line="$_line $(quote "$_arg")"
+    _line="$_line $(quote "$(shown "$_arg")")"
   done
   printf '%s\n' "$_line"
   circleback "$@"
 }
 
-# A path parameter, ~ expanded; refused when empty or holding control characters.
+# A path parameter, ~ expanded; refused when empty or holding control characters. Never
+# $VAR-substituted: CircleCI's own steps (attach_workspace, persist_to_workspace,
+# store_test_results) read the same parameter as written, so a $VARIABLE is refused.
 path_param() {
-  _p=$(param "$2")
+  _p=$(strip "$2")
   case $_p in
     "") die 2 "the $1 parameter is empty; give a directory, e.g. ~/workspace." ;;
     *[[:cntrl:]]*) die 2 "the $1 parameter holds a control character; give a plain directory." ;;
+    *\$*) die 2 "the $1 parameter ('$_p') holds a \$VARIABLE, which CircleCI's workspace and test-result steps never substitute (they would use a directory named '$_p'); give the path itself (~ for the home directory is fine)." ;;
     \~) _p=$HOME ;;
     \~/*) _p="$HOME/${_p#\~/}" ;;
   esac
@@ -111,8 +146,8 @@ path_param() {
 
 workspace=$(path_param workspace_dir "${PARAM_WORKSPACE_DIR:-~/workspace}")
 results=$(path_param test_results_dir "${PARAM_TEST_RESULTS_DIR:-~/test-results}")
-timeout=$(param "${PARAM_TIMEOUT:-}")
-require_jobs=$(param "${PARAM_REQUIRE_JOB:-}")
+timeout=$(param timeout "${PARAM_TIMEOUT:-}")
+require_jobs=$(param require_job "${PARAM_REQUIRE_JOB:-}")
 state_file="$workspace/circleback/downstream.json"
 junit="$results/circleback/junit.xml"
 

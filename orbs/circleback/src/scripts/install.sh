@@ -23,10 +23,12 @@
 set +x # never trace: a traced line may hold a secret (an inherited set -x or SHELLOPTS)
 set -eu
 
+# Print an error (control characters but newlines shown as '?': a value from outside in the
+# message cannot overwrite a line of the log) and exit with status $1.
 die() {
   code=$1
   shift
-  echo "circleback: error: $*" >&2
+  printf 'circleback: error: %s\n' "$*" | tr '\001-\011\013-\037\177' '?' >&2
   exit "$code"
 }
 
@@ -63,6 +65,35 @@ env_subst() {
     }
     printf "%s%s%s", (NR > 1 ? "\n" : ""), out, s
   }'
+}
+
+# True when $1 holds the value of a variable the API token may be read from (the token
+# parameter's, or one circleback reads). Values under 4 characters are not looked for, as
+# in CircleCI's own masking of secrets.
+holds_token() {
+  for _n in "${PARAM_TOKEN_VAR:-CIRCLE_TOKEN}" CIRCLEBACK_TOKEN CIRCLE_TOKEN CIRCLECI_API_KEY; do
+    _n=$(strip "$_n")
+    case $_n in "" | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+    eval "_t=\${$_n-}"
+    _t=$(strip "$_t")
+    if [ "${#_t}" -ge 4 ]; then
+      case $1 in *"$_t"*) _t="" && return 0 ;; esac
+    fi
+  done
+  _t=""
+  return 1
+}
+
+# The parameter named $1 as the step received it ($2), surrounding space removed, $VARs
+# substituted; refused when substitution brought in the API token, which would then be
+# printed and sent (a branch named '$CIRCLE_TOKEN' reaches a branch parameter set from
+# pipeline.git.branch as that very text).
+param() {
+  _v=$(strip "$(env_subst "$2")")
+  if holds_token "$_v" && ! holds_token "$2"; then
+    die 2 "the $1 parameter ('$(strip "$2")') names a variable that holds the API token: refusing to substitute, print or send it. Pass branch and tag names as \$CIRCLE_BRANCH or \$CIRCLE_TAG (substituted once), not as pipeline.git.branch or pipeline.git.tag (pasted in as text, so that a branch named '\$CIRCLE_TOKEN' would read the token)."
+  fi
+  printf '%s' "$_v"
 }
 
 if [ "${PARAM_SKIP_WITHOUT_UPSTREAM:-false}" = "true" ] &&
@@ -111,7 +142,7 @@ case $version in
     ;;
 esac
 
-package=$(strip "$(env_subst "${PARAM_PACKAGE:-}")")
+package=$(param package "${PARAM_PACKAGE:-}")
 case $package in
   *"
 "*) die 2 "the package parameter holds more than one line; give one pip requirement (a wheel URL, a git URL, or name==version)." ;;
@@ -137,6 +168,13 @@ esac
 case $install_root in
   *[[:cntrl:]]*) die 2 "the install_dir parameter holds a control character; give a plain directory such as ~/.cache/circleback." ;;
   / | //) die 2 "the install_dir parameter is '/'; give a directory of its own, such as ~/.cache/circleback." ;;
+  *\$*) die 2 "the install_dir parameter ('$install_root') holds a \$VARIABLE, which save_cache never substitutes (it would cache a directory named '$install_root'); give the path itself (~ for the home directory is fine)." ;;
+esac
+# Relative to the working directory, as save_cache reads it; made absolute, since the
+# links below and the PATH entry would otherwise point elsewhere from another directory.
+case $install_root in
+  /*) ;;
+  *) install_root="$PWD/$install_root" ;;
 esac
 prefix="$install_root/$version"
 bin_dir="$prefix/bin"
@@ -163,11 +201,15 @@ link_cli() {
   ln -sf "$1" "$link_dir/circleback"
 }
 
-# Prepend $1 to PATH in every later bash step of the job, through $BASH_ENV.
+# Prepend $1 to PATH in every later bash step of the job, through $BASH_ENV. Without bash
+# (Alpine), CircleCI runs steps in sh, which never reads it: say where circleback is.
 add_to_path() {
   if [ -n "${BASH_ENV:-}" ]; then
     # shellcheck disable=SC2016 # $PATH is for the later step to expand
     printf 'export PATH=%s:"$PATH"\n' "$(quote "$1")" >>"$BASH_ENV"
+  fi
+  if ! command -v bash >/dev/null 2>&1; then
+    echo "circleback: this image has no bash, so later steps never read \$BASH_ENV: in a step of your own, put $link_dir on PATH first (PATH=\"\$HOME/.circleback/bin:\$PATH\")."
   fi
 }
 
@@ -212,7 +254,8 @@ if [ "$mode" = hashed ]; then
   echo "circleback: installing circleback $version, every file checked against the orb's pinned hashes"
   set -- --require-hashes -r "$requirements"
 else
-  echo "circleback: installing $package (the package parameter: not hash-checked by the orb)"
+  # As written: a variable in it may hold a credential (a private index's password).
+  echo "circleback: installing $(strip "${PARAM_PACKAGE:-}") (the package parameter: not hash-checked by the orb)"
   set -- "$package"
 fi
 
@@ -287,6 +330,7 @@ install_with_venv() {
 }
 
 # The pinned pip wheel, downloaded with Python itself and checked against its sha256.
+# 1: the pins name no wheel; 2: the download failed or did not match.
 fetch_bootstrap_pip() {
   [ -n "$bootstrap_url" ] && [ -n "$bootstrap_sha" ] ||
     { why "the orb's pins name no bootstrap pip wheel"; return 1; }
@@ -298,12 +342,13 @@ if hashlib.sha256(data).hexdigest() != digest:
     sys.exit("circleback: the pip wheel at %s does not match its pinned sha256" % url)
 with open(dest, "wb") as out:
     out.write(data)' "$bootstrap_url" "$bootstrap_sha" "$wheel" ||
-    { why "could not download the pinned pip wheel ($bootstrap_url)"; return 1; }
+    { why "could not download the pinned pip wheel ($bootstrap_url), or it did not match its sha256"; return 2; }
 }
 
 install_with_bootstrap_pip() {
   [ -n "$python" ] || return 1
-  fetch_bootstrap_pip || return 1
+  # A failed download is the network's fault (2), not the image's: no other way is tried.
+  fetch_bootstrap_pip || return
   if "$python" -c 'import venv' >/dev/null 2>&1; then
     echo "circleback: using $python -m venv --without-pip and the pinned pip wheel"
     "$python" -m venv --without-pip "$prefix/venv" || { why "$python -m venv --without-pip failed"; return 1; }
