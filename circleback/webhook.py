@@ -49,10 +49,25 @@ class InstallResult:
 
 
 def secrets_from_environment() -> tuple[str, ...]:
-    """The signing secrets in ``CIRCLEBACK_WEBHOOK_SECRETS`` (comma-separated), in order."""
+    """The signing secrets in ``CIRCLEBACK_WEBHOOK_SECRETS`` (comma-separated), in order.
+
+    Raises ``ConfigurationError`` (exit 2) for a secret shorter than the redaction floor
+    (``_redact.MIN_TOKEN_LENGTH``): a secret too short to be redacted could show in a log
+    line, and one that short is guessable anyway. The value itself is never quoted.
+    """
+    from circleback._redact import MIN_TOKEN_LENGTH
     from circleback.serve.signature import parse_secrets
 
-    return parse_secrets([os.environ.get(SECRETS_VARIABLE, "")])
+    found = parse_secrets([os.environ.get(SECRETS_VARIABLE, "")])
+    for position, secret in enumerate(found, start=1):
+        if len(secret) < MIN_TOKEN_LENGTH:
+            raise errors.ConfigurationError(
+                f"Secret {position} in {SECRETS_VARIABLE} is {len(secret)} character(s) long: "
+                f"signing secrets must have {MIN_TOKEN_LENGTH} or more.",
+                hint="Use a long random value, e.g. the output of "
+                "'python3 -c \"import secrets; print(secrets.token_hex(32))\"'.",
+            )
+    return found
 
 
 def check_url(url: str) -> str:

@@ -35,7 +35,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CIRCLEBACK_TOKEN", TOKEN)
     monkeypatch.setenv("CIRCLEBACK_HOST", HOST)
-    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"{SECRET},whsec-old-one")
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"{SECRET},whsec-old-one-0123456789")
     fake = FakeTime()
     emu = Emulator(projects=PROJECTS, tokens=(TOKEN,))
     monkeypatch.setattr(
@@ -145,6 +145,27 @@ def test_serve_refuses_to_start_without_secrets_or_allow_list(
         assert "--budget" in bad_budget.err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("serve", "--allow-project", "gh/acme/*"),
+        ("webhook", "install", "gh/acme/b", "--url", "https://hooks.example.com/webhook"),
+    ],
+)
+def test_a_signing_secret_too_short_to_redact_is_refused_unquoted(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    # Why: a secret under the redaction floor (16 characters) was accepted, yet redaction
+    # skips values that short, so a log line holding it would show it.
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"{SECRET},hunter2")
+    result = cli(*command)
+    assert result.code == 2
+    assert "Secret 2 in CIRCLEBACK_WEBHOOK_SECRETS" in result.err
+    assert "hunter2" not in result.err + result.out
+    assert "Traceback" not in result.err
+    assert cli.hooks() == []
+
+
 def test_serve_without_the_extra_says_how_to_install_it(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,13 +200,13 @@ def test_install_again_with_a_new_first_secret_rotates_the_webhooks_secret(
     from circleback.emulator.webhooks import project_id
 
     assert cli("webhook", "install", B, "--url", URL).code == 0
-    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"whsec-brand-new,{SECRET}")
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"whsec-brand-new-0123456789,{SECRET}")
 
     again = cli("webhook", "install", B, "--url", URL, "--json")
 
     assert again.code == 0, again.err
     (hook,) = cli.emu.webhooks.in_scope(project_id(B))
-    assert hook.signing_secret == "whsec-brand-new"
+    assert hook.signing_secret == "whsec-brand-new-0123456789"
     assert "whsec-brand-new" not in again.out + again.err
 
 
