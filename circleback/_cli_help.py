@@ -38,6 +38,7 @@ METAVARS = {
     "--page-size": "N",
     "--parameter": "KEY=VALUE",
     "--pipeline-id": "ID",
+    "--downstream-pipeline-id": "ID",
     "--port": "PORT",
     "--project": "SLUG=CONFIG",
     "--start": "SLUG",
@@ -73,11 +74,19 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
     ),
     "approve": (
-        (_CREDENTIALS, _HOST, _ALLOW, "CIRCLE_PIPELINE_ID, CIRCLE_JOB: with --fan-in", _LOG),
+        (
+            _CREDENTIALS,
+            _HOST,
+            _ALLOW,
+            "CIRCLE_PIPELINE_ID: this pipeline's id (--downstream-pipeline-id); "
+            "CIRCLE_JOB: with --fan-in",
+            _LOG,
+        ),
         (
             "0 approved, already approved, or nothing to do",
-            "2 bad input, or the upstream project is not allowed (nothing was approved)",
-            "3 API or network error, or the hold was not found",
+            "2 bad input, the upstream project is not allowed, or the evidence says A did not "
+            "trigger this pipeline (nothing was approved)",
+            "3 API or network error, the hold was not found, or the link to A cannot be proven",
         ),
     ),
     "status": (
