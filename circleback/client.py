@@ -398,6 +398,27 @@ class CircleCIClient:
             "POST", "/webhook", _model(Webhook, "a new webhook"), json=body, safety=Safety.CREATES
         )
 
+    def update_webhook(
+        self,
+        webhook_id: str,
+        *,
+        signing_secret: SecretStr | None = None,
+        events: Sequence[str] | None = None,
+    ) -> Webhook:
+        """Change a webhook's signing secret and/or events (``updateWebhook``, PUT, 200).
+
+        Idempotent (the same body twice leaves the same webhook), so it is retried as a read.
+        """
+        wid = parse_uuid(webhook_id, what="webhook id")
+        body: dict[str, Any] = {}
+        if signing_secret is not None:
+            body["signing-secret"] = signing_secret.get_secret_value()
+        if events is not None:
+            body["events"] = list(events)
+        return self._call(
+            "PUT", f"/webhook/{segment(wid)}", _model(Webhook, "an updated webhook"), json=body
+        )
+
     def delete_webhook(self, webhook_id: str) -> None:
         """Remove an outbound webhook (``deleteWebhook``)."""
         wid = parse_uuid(webhook_id, what="webhook id")

@@ -1,13 +1,14 @@
 """``circleback webhook install|list|remove``: B's outbound webhook, through the API.
 
 ``install`` is idempotent: a webhook of the project that already delivers to the same URL
-is left as it is (CircleCI never shows a signing secret again, so a changed secret is
-applied by ``remove`` then ``install``). A create whose answer was lost is looked up
+is kept, and gets the current signing secret (CircleCI never shows a secret again, so it is
+set, not compared: installing again after putting a new secret first rotates it) and the
+``workflow-completed`` event. A create whose answer was lost is looked up
 before anything is sent again, so a retry never registers the webhook twice. CircleCI
 allows 5 webhooks per project and delivers only to ``https://`` URLs.
 
 API: ``GET /project/{slug}`` (the project's id), ``GET/POST /webhook``,
-``DELETE /webhook/{id}`` (CircleCI API v2, "Webhook" endpoints).
+``PUT/DELETE /webhook/{id}`` (CircleCI API v2, "Webhook" endpoints).
 """
 
 from __future__ import annotations
@@ -48,10 +49,25 @@ class InstallResult:
 
 
 def secrets_from_environment() -> tuple[str, ...]:
-    """The signing secrets in ``CIRCLEBACK_WEBHOOK_SECRETS`` (comma-separated), in order."""
+    """The signing secrets in ``CIRCLEBACK_WEBHOOK_SECRETS`` (comma-separated), in order.
+
+    Raises ``ConfigurationError`` (exit 2) for a secret shorter than the redaction floor
+    (``_redact.MIN_TOKEN_LENGTH``): a secret too short to be redacted could show in a log
+    line, and one that short is guessable anyway. The value itself is never quoted.
+    """
+    from circleback._redact import MIN_TOKEN_LENGTH
     from circleback.serve.signature import parse_secrets
 
-    return parse_secrets([os.environ.get(SECRETS_VARIABLE, "")])
+    found = parse_secrets([os.environ.get(SECRETS_VARIABLE, "")])
+    for position, secret in enumerate(found, start=1):
+        if len(secret) < MIN_TOKEN_LENGTH:
+            raise errors.ConfigurationError(
+                f"Secret {position} in {SECRETS_VARIABLE} is {len(secret)} character(s) long: "
+                f"signing secrets must have {MIN_TOKEN_LENGTH} or more.",
+                hint="Use a long random value, e.g. the output of "
+                "'python3 -c \"import secrets; print(secrets.token_hex(32))\"'.",
+            )
+    return found
 
 
 def check_url(url: str) -> str:
@@ -93,7 +109,12 @@ def install(
     existing = list(client.list_webhooks(project_id))
     found = _same_target(existing, target)
     if found is not None:
-        return InstallResult(InstallOutcome.ALREADY_INSTALLED, found)
+        # CircleCI never shows the secret again, so it is set rather than compared: this is
+        # how a rotation reaches the webhook (a no-op when it did not change). A webhook
+        # delivering here without workflow-completed would never tell the receiver anything.
+        events = list(dict.fromkeys([*found.events, *DEFAULT_EVENTS]))
+        updated = client.update_webhook(found.id, signing_secret=SecretStr(secret), events=events)
+        return InstallResult(InstallOutcome.ALREADY_INSTALLED, updated)
     if len(existing) >= MAX_PER_PROJECT:
         raise errors.ConfigurationError(
             f"{slug} already has {len(existing)} webhooks, CircleCI's limit per project.",

@@ -261,12 +261,12 @@ class WSGIApp:
 
         def handler(method: str) -> Handler:
             def run(args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:
-                body = json_body(environ) if method == "POST" else None
+                body = json_body(environ) if method in ("POST", "PUT") else None
                 return (*webhooks.api(self._emu, method, args, query, body), [])
 
             return run
 
-        methods = ("GET", "POST") if len(seg) == 1 else ("GET", "DELETE")
+        methods = ("GET", "POST") if len(seg) == 1 else ("GET", "PUT", "DELETE")
         return {m: handler(m) for m in methods}
 
     def _get_project(self, args: list[str], query: dict[str, list[str]], environ: Any) -> Reply:

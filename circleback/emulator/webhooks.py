@@ -4,8 +4,9 @@ What is modelled, with sources (CircleCI docs, "Outbound webhooks" and "Outbound
 reference"; the Webhook endpoints of the API v2 OpenAPI document):
 
 - webhooks are registered per project through ``POST /webhook`` (``scope`` is the project
-  id), listed with ``GET /webhook?scope-id=…&scope-type=project``, read and deleted through
-  ``/webhook/{id}``; at most 5 per project; the signing secret is never shown again;
+  id), listed with ``GET /webhook?scope-id=…&scope-type=project``, read, updated (``PUT``)
+  and deleted through ``/webhook/{id}``; at most 5 per project; the signing secret is
+  never shown again;
 - an event is sent when a job or a workflow reaches a final status, canceled ones included;
   a pipeline that errors before any workflow sends nothing;
 - the body carries ``id``, ``type``, ``happened_at``, ``webhook``, ``project``,
@@ -221,7 +222,20 @@ class WebhookHub:
             updated_at=now,
         )
         self._hooks[hook.id] = hook
+        self._forget_the_past(state)
         return hook
+
+    def _forget_the_past(self, state: State) -> None:
+        """What ended before a webhook existed is never sent to it (CircleCI sends an event
+        to the webhooks that exist when it happens). ``collect`` runs after every change, so
+        whatever is final now was already sent to the webhooks that existed then."""
+        for workflow in state.workflows.values():
+            if workflow.stopped_at is not None and workflow.status in _WORKFLOW_FINAL:
+                self._announced.add(workflow.id)
+            for job_id in workflow.job_ids:
+                job = state.jobs[job_id]
+                if job.status in JOB_FINAL and job.started_at is not None:
+                    self._announced.add(job.id)
 
     def in_scope(self, scope_id: str) -> list[Webhook]:
         return [h for h in self._hooks.values() if h.scope_id == scope_id]
@@ -231,6 +245,32 @@ class WebhookHub:
             return self._hooks[webhook_id]
         except KeyError:
             raise EmulatorError(404, "Webhook not found") from None
+
+    def update(self, state: State, webhook_id: str, body: Any) -> Webhook:
+        """``PUT /webhook/{id}``: every field optional, each checked as for a create."""
+        hook = self.get(webhook_id)
+        if not isinstance(body, dict):
+            raise EmulatorError(400, "Invalid request body.")
+        events = body.get("events", list(hook.events))
+        name = body.get("name", hook.name)
+        url = body.get("url", hook.url)
+        secret = body.get("signing-secret", hook.signing_secret)
+        verify_tls = body.get("verify-tls", hook.verify_tls)
+        if (
+            not isinstance(events, list)
+            or not events
+            or any(e not in EVENTS for e in events)
+            or not isinstance(url, str)
+            or not isinstance(name, str)
+            or not isinstance(secret, str)
+            or not isinstance(verify_tls, bool)
+        ):
+            raise EmulatorError(400, "Invalid request body.")
+        _check_url(url)
+        hook.events = tuple(dict.fromkeys(events))
+        hook.name, hook.url, hook.signing_secret, hook.verify_tls = name, url, secret, verify_tls
+        hook.updated_at = state.clock()
+        return hook
 
     def delete(self, webhook_id: str) -> None:
         self.get(webhook_id)
@@ -445,6 +485,8 @@ def api(
         return 200, {"items": items, "next_page_token": None}
     if len(seg) == 2 and method == "GET":
         return 200, emulator.locked(lambda s: hub.get(seg[1]).to_json())
+    if len(seg) == 2 and method == "PUT":
+        return 200, emulator.locked(lambda s: hub.update(s, seg[1], body).to_json())
     if len(seg) == 2 and method == "DELETE":
         emulator.locked(lambda s: hub.delete(seg[1]))
         return 200, {"message": "Webhook deleted."}

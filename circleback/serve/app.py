@@ -1,25 +1,32 @@
 """The receiver as an ASGI application (Starlette): ``POST /webhook`` and ``GET /healthz``.
 
-Each delivery is answered within ``budget`` seconds, well inside the 10 s after which
+Each delivery is answered within ``budget`` seconds of its arrival, body included (a body
+still arriving then is answered 408), well inside the 10 s after which
 CircleCI counts a delivery as failed and sends it again (CircleCI docs, "Outbound
 webhooks"). The API work runs in a worker thread; when it takes longer than the budget the
 answer is 503, so CircleCI delivers again, and the work goes on meanwhile: both are
 idempotent, and the redelivery covers this process dying (or, as a function, being frozen)
 before the work ends. Answers: 401 for a missing or wrong signature, 400 for a body
-that is not JSON, 413 for an oversized body, otherwise the verdict's status (see
-``circleback.serve.receiver.HTTP_STATUS``): 503 asks CircleCI to deliver again later.
+that is not JSON (or nested past Python's recursion limit), 413 for an oversized body,
+otherwise the verdict's status (see ``circleback.serve.receiver.HTTP_STATUS``): 503 asks
+CircleCI to deliver again later, also when the work failed unexpectedly (logged by type).
+A repeat of a delivery this process answered for good is answered from memory, without
+API reads (replays: the signature has no timestamp); past ``max_in_flight`` deliveries
+being worked on, the answer is 503 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -27,7 +34,7 @@ from circleback import errors
 from circleback._version import __version__
 from circleback.client import CircleCIClient
 from circleback.serve import signature
-from circleback.serve.receiver import Decision, Rules, handle
+from circleback.serve.receiver import Decision, Rules, Verdict, handle
 
 logger = logging.getLogger("circleback.serve")
 
@@ -37,6 +44,22 @@ DEFAULT_BUDGET = 8.0
 MAX_BODY = 1 << 20
 WEBHOOK_PATH = "/webhook"
 HEALTH_PATH = "/healthz"
+#: Deliveries worked on at once per process; past it the answer is 503 at once. Each
+#: holds a worker thread for up to a few API calls' time; CircleCI delivers again later.
+MAX_IN_FLIGHT = 32
+#: Deliveries each process remembers having answered for good (a few MB at most).
+MEMORY = 4096
+#: Verdicts after which CircleCI sends nothing more (a 2xx) and the API cannot change the
+#: answer: a repeat of such a delivery is answered from memory.
+_FOR_GOOD = frozenset(
+    {
+        Verdict.RELEASED,
+        Verdict.ALREADY_RELEASED,
+        Verdict.IGNORED,
+        Verdict.REFUSED,
+        Verdict.CANCELED_DOWNSTREAM,
+    }
+)
 
 
 def create_app(
@@ -46,6 +69,7 @@ def create_app(
     secrets: Sequence[str],
     budget: float = DEFAULT_BUDGET,
     max_body: int = MAX_BODY,
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> Starlette:
     """The receiver's ASGI app; ``client`` is shared by every request (httpx is thread-safe).
 
@@ -66,8 +90,22 @@ def create_app(
             "or set CIRCLEBACK_ALLOW_PROJECTS.",
         )
 
+    answered = _Answered(MEMORY)
+    in_flight = [0]  # deliveries whose work has not ended (counted before it starts)
+
+    def ended(done: asyncio.Future[Decision]) -> None:
+        in_flight[0] -= 1
+
     async def receive(request: Request) -> JSONResponse:
-        body = await _read_body(request, max_body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget  # one answer time for the whole request
+        try:
+            body = await asyncio.wait_for(_read_body(request, max_body), budget)
+        except asyncio.TimeoutError:
+            # A client trickling its body must not hold a connection (or its answer) open.
+            return _answer(408, "the body did not arrive in time")
+        except ClientDisconnect:
+            return _answer(400, "the client hung up before its body arrived")  # unheard
         if body is None:
             return _answer(413, "the body is too large for a CircleCI webhook")
         if not signature.verify(body, request.headers.get(signature.HEADER), keys):
@@ -78,13 +116,31 @@ def create_app(
             return _answer(401, "missing or invalid circleci-signature")
         try:
             event = json.loads(body)
-        except ValueError:
-            return _answer(400, "the body is not JSON")
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
+            return _answer(400, "the body is not JSON (or is nested too deeply)")
         context = _context(event)
-        loop = asyncio.get_running_loop()
+        key = hashlib.sha256(body).digest()
+        before = answered.get(key)
+        if before is not None:
+            # A duplicate or a replay (the signature has no timestamp): answered as before,
+            # without spending the token's rate limit on reads that would change nothing.
+            _log(before, context)
+            return JSONResponse(before.to_json(), status_code=before.http_status)
+        if in_flight[0] >= max_in_flight:
+            # Slow API calls must not pile up work (and worker threads) without end.
+            logger.warning(
+                "too many deliveries in progress; asking for this one again", extra=context
+            )
+            return JSONResponse(
+                {"verdict": "retry", "reason": "busy; deliver again later"}, status_code=503
+            )
+        in_flight[0] += 1
         work = loop.run_in_executor(None, handle, client, event, rules)
+        work.add_done_callback(ended)
+        work.add_done_callback(lambda done: answered.remember(key, done))
         try:
-            decision: Decision = await asyncio.wait_for(asyncio.shield(work), budget)
+            remaining = max(0.0, deadline - loop.time())
+            decision: Decision = await asyncio.wait_for(asyncio.shield(work), remaining)
         except asyncio.TimeoutError:
             # Asking for the delivery again is safe (the release is idempotent) and covers
             # this process dying, or being frozen (a function), before the work ends.
@@ -92,6 +148,14 @@ def create_app(
             work.add_done_callback(lambda done: _log_late(done, context))
             return JSONResponse(
                 {"verdict": "retry", "reason": "still working; deliver again (idempotent)"},
+                status_code=503,
+            )
+        except Exception as exc:
+            # A bug, not the sender's fault: one log line (its type only: a message could
+            # quote what it should not), and a 503 so that CircleCI delivers again.
+            logger.error(f"a delivery's work failed: {type(exc).__name__}", extra=context)
+            return JSONResponse(
+                {"verdict": "retry", "reason": "the receiver failed; deliver again (idempotent)"},
                 status_code=503,
             )
         _log(decision, context)
@@ -106,6 +170,43 @@ def create_app(
             Route(HEALTH_PATH, health, methods=["GET"]),
         ]
     )
+
+
+class _Answered:
+    """Deliveries this process answered for good, by the digest of their signed bytes.
+
+    Only an optimisation: nothing depends on it (another replica, or this one after a
+    restart, reaches the same answer from the API). A repeat of a delivery that released
+    A is answered ``already_released``; others get their answer again. Touched only from
+    the event loop's thread (done callbacks run there), so it needs no lock.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, Decision] = OrderedDict()
+
+    def get(self, key: bytes) -> Decision | None:
+        decision = self._items.get(key)
+        if decision is not None:
+            self._items.move_to_end(key)
+        return decision
+
+    def remember(self, key: bytes, done: asyncio.Future[Decision]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        decision = done.result()
+        if decision.verdict not in _FOR_GOOD:
+            return
+        if decision.verdict is Verdict.RELEASED:
+            decision = Decision(
+                Verdict.ALREADY_RELEASED,
+                f"a repeat of a delivery that {decision.reason}",
+                decision.details,
+            )
+        self._items[key] = decision
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -150,6 +251,6 @@ def _log_late(done: asyncio.Future[Decision], context: dict[str, Any]) -> None:
         return
     failure = done.exception()
     if failure is not None:
-        logger.error("a delivery's work failed", extra={**context, "error": repr(failure)})
+        logger.error(f"a delivery's work failed: {type(failure).__name__}", extra=context)
         return
     _log(done.result(), context)

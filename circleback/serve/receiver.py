@@ -9,9 +9,10 @@ on the allow-list, and that every other pipeline A recorded is done too. The rel
 is ``approve``'s, which proves the link again in the hold's own workflow: approval jobs
 only, by name, idempotent.
 
-Nothing is remembered between deliveries, so duplicates and replays cost a few reads and
-change nothing, and any number of replicas may serve the same URL: the last
-``workflow-completed`` of B is the one that finds B done and releases A.
+Nothing here is remembered between deliveries, so duplicates and replays change nothing,
+and any number of replicas may serve the same URL: the last ``workflow-completed`` of B is
+the one that finds B done and releases A. (``circleback.serve.app`` keeps a per-process
+memory of answered deliveries only to spare the API repeated reads.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from typing import Any
 from circleback import errors
 from circleback.client import CircleCIClient
 from circleback.models import JobStatus, Pipeline, WorkflowStatus
-from circleback.relay.approve import DEFAULT_JOB_NAME, Outcome, approve, project_allowed
+from circleback.relay.approve import (
+    DEFAULT_JOB_NAME,
+    Outcome,
+    approve,
+    parse_allow_patterns,
+    project_allowed,
+)
 from circleback.relay.discovery import downstream_of_workflow
 from circleback.relay.link import LinkNotProven, prove_sweep
 from circleback.relay.records import Downstream
@@ -151,19 +158,56 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     # From here on only the API is believed.
     b = client.get_pipeline(b_id)
     details = {"downstream": f"{b.project_slug} #{b.number}", "downstream_pipeline_id": b.id}
-    if "*" in claimed_slug or not project_allowed(b.project_slug, [claimed_slug]):
+    if not _same_project(claimed_slug, b.project_slug):
         return Decision(
             Verdict.REFUSED,
             f"the payload says {claimed_slug[:100]}, the API says pipeline {b.id} is of "
             f"{b.project_slug}",
             details,
         )
+    cascade: Decision | None = None
     if rules.cancel_cascade and project_allowed(b.project_slug, rules.allow_projects):
         cascade = _cancel_cascade(client, event, b.id, rules)
-        if cascade is not None:
-            return cascade
     if rules.downstream_projects and not project_allowed(b.project_slug, rules.downstream_projects):
-        return Decision(Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details)
+        return cascade or Decision(
+            Verdict.REFUSED, f"events of {b.project_slug} are not accepted", details
+        )
+    # A pipeline on the allow-list may itself be some A's downstream (a chain, or an
+    # allow-list such as gh/acme/* that covers B too): its canceled workflow must still
+    # release its upstream's hold, whatever the cascade did.
+    return _combined(cascade, _release_upstream(client, b, rules, details))
+
+
+def _same_project(claimed: str, actual: str) -> bool:
+    """The payload's slug names the API's project: equal but for ASCII case and the
+    provider's spelling (``gh``/``github``), as the allow-list compares; never a pattern."""
+    if "*" in claimed:
+        return False
+    try:
+        (normalised,) = parse_allow_patterns([claimed])
+    except (errors.ConfigurationError, ValueError):  # not one slug
+        return False
+    return project_allowed(actual, [normalised])
+
+
+def _combined(cascade: Decision | None, release: Decision) -> Decision:
+    """One answer for a delivery judged both as an upstream's (cascade) and a downstream's.
+
+    The release's verdict decides the HTTP answer (a ``retry`` must stay a 503, so that
+    CircleCI delivers again; the cascade is idempotent), unless the pipeline names no
+    upstream at all, when the cascade's is the only news.
+    """
+    if cascade is None or cascade.verdict is Verdict.IGNORED:
+        return release
+    if release.verdict is Verdict.IGNORED:
+        return cascade
+    return Decision(release.verdict, f"{release.reason}; {cascade.reason}", release.details)
+
+
+def _release_upstream(
+    client: CircleCIClient, b: Pipeline, rules: Rules, details: Mapping[str, str]
+) -> Decision:
+    """Release the hold of the A that B proves it was triggered by, once B is done."""
     # Done first: B's setup phase shows no compiled config to find A in yet.
     done = evidence.completion(client, b)
     if not done.done:
@@ -176,8 +220,7 @@ def _handle(client: CircleCIClient, event: Any, rules: Rules) -> Decision:
     if isinstance(found, Decision):
         return Decision(found.verdict, found.reason, {**details, **found.details})
     a, records = found
-    details = {**details, "upstream_pipeline_id": a.id}
-    details["upstream"] = f"{a.project_slug} #{a.number}"
+    details = {**details, "upstream_pipeline_id": a.id, "upstream": f"{a.project_slug} #{a.number}"}
     pending = _pending_siblings(client, b.id, records)
     if pending:
         return Decision(Verdict.WAITING, f"A also waits for {', '.join(pending)}", details)
@@ -248,6 +291,7 @@ def _cancel_cascade(
         return Decision(Verdict.REFUSED, f"not canceling downstream: {link.reason}", where)
     canceled = cancel_downstream(client, records)
     reason = f"canceled {', '.join(canceled)}" if canceled else "nothing downstream still ran"
+    logger.info(reason, extra={**where, "verdict": Verdict.CANCELED_DOWNSTREAM.value})
     return Decision(Verdict.CANCELED_DOWNSTREAM, reason, where)
 
 

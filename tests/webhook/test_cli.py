@@ -35,7 +35,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CIRCLEBACK_TOKEN", TOKEN)
     monkeypatch.setenv("CIRCLEBACK_HOST", HOST)
-    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"{SECRET},whsec-old-one")
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"{SECRET},whsec-old-one-0123456789")
     fake = FakeTime()
     emu = Emulator(projects=PROJECTS, tokens=(TOKEN,))
     monkeypatch.setattr(
@@ -137,8 +137,33 @@ def test_serve_refuses_to_start_without_secrets_or_allow_list(
     assert no_secret.code == 2
     assert "signing secret" in no_secret.err
 
-    bad_budget = cli("serve", "--allow-project", "gh/acme/*", "--budget", "12")
-    assert bad_budget.code == 2
+    # With a secret, so that only the budget can be what is refused.
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", SECRET)
+    for budget in ("12", "10", "0", "-1"):
+        bad_budget = cli("serve", "--allow-project", "gh/acme/*", "--budget", budget)
+        assert bad_budget.code == 2
+        assert "--budget" in bad_budget.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("serve", "--allow-project", "gh/acme/*"),
+        ("webhook", "install", "gh/acme/b", "--url", "https://hooks.example.com/webhook"),
+    ],
+)
+def test_a_signing_secret_too_short_to_redact_is_refused_unquoted(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    # Why: a secret under the redaction floor (16 characters) was accepted, yet redaction
+    # skips values that short, so a log line holding it would show it.
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"{SECRET},hunter2")
+    result = cli(*command)
+    assert result.code == 2
+    assert "Secret 2 in CIRCLEBACK_WEBHOOK_SECRETS" in result.err
+    assert "hunter2" not in result.err + result.out
+    assert "Traceback" not in result.err
+    assert cli.hooks() == []
 
 
 def test_serve_without_the_extra_says_how_to_install_it(
@@ -166,3 +191,63 @@ def test_demo_webhook_without_the_extra_says_how_to_install_it(
     out = io.StringIO()
     assert run_demo(webhook=True, out=out) == 2
     assert "circleback[serve]" in out.getvalue()
+
+
+def test_install_again_with_a_new_first_secret_rotates_the_webhooks_secret(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/webhooks.md's rotation: put the new secret first, install again, drop the old.
+    from circleback.emulator.webhooks import project_id
+
+    assert cli("webhook", "install", B, "--url", URL).code == 0
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", f"whsec-brand-new-0123456789,{SECRET}")
+
+    again = cli("webhook", "install", B, "--url", URL, "--json")
+
+    assert again.code == 0, again.err
+    (hook,) = cli.emu.webhooks.in_scope(project_id(B))
+    assert hook.signing_secret == "whsec-brand-new-0123456789"
+    assert "whsec-brand-new" not in again.out + again.err
+
+
+def test_install_over_a_webhook_without_workflow_completed_subscribes_it(cli: Cli) -> None:
+    # A webhook someone made for job-completed only would never tell the receiver anything.
+    from pydantic import SecretStr
+
+    from circleback.client import CircleCIClient
+    from circleback.webhook import install
+
+    with CircleCIClient(token=TOKEN, host=HOST, transport=cli.emu.transport()) as client:
+        pid = client.get_project_id(B)
+        client.create_webhook(
+            pid, name="jobs", url=URL, events=["job-completed"], signing_secret=SecretStr("s")
+        )
+        result = install(client, B, url=URL, secret=SECRET)
+
+    assert result.outcome.value == "already_installed"
+    (hook,) = cli.hooks()
+    assert set(hook["events"]) == {"job-completed", "workflow-completed"}  # type: ignore[arg-type]
+
+
+def test_serve_on_a_port_it_cannot_use_is_a_configuration_error(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("CIRCLEBACK_WEBHOOK_SECRETS", SECRET)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+
+        busy = cli("serve", "--allow-project", "gh/acme/*", "--port", port)
+
+    assert busy.code == 2
+    assert f"127.0.0.1:{port}" in busy.err
+    assert "--port" in busy.err
+    for bad in ("99999", "-1"):
+        result = cli("serve", "--allow-project", "gh/acme/*", "--port", bad)
+        assert result.code == 2, result.err
+        assert "--port" in result.err
+        assert "Traceback" not in result.err
+        assert "bug" not in result.err

@@ -10,7 +10,7 @@ import httpx
 
 from circleback.emulator.webhooks import project_id
 from tests.emulator.test_conformance import check
-from tests.webhook.world import SECRET, URL, B, World
+from tests.webhook.world import SECRET, URL, A, B, World
 
 
 def create(world: World, **overrides: object) -> httpx.Response:
@@ -34,6 +34,10 @@ def test_webhook_routes_conform_to_the_spec(world: World) -> None:
     listed = world.api.get("/webhook", params={"scope-id": project_id(B), "scope-type": "project"})
     check(listed, "/webhook", "get", 200)
     check(world.api.get(f"/webhook/{hook_id}"), "/webhook/{webhook-id}", "get", 200)
+    updated = world.api.put(f"/webhook/{hook_id}", json={"signing-secret": "whsec-rotated"})
+    check(updated, "/webhook/{webhook-id}", "put", 200)
+    assert "whsec-rotated" not in updated.text
+    assert world.api.put(f"/webhook/{hook_id}", json={"events": []}).status_code == 400
     check(world.api.delete(f"/webhook/{hook_id}"), "/webhook/{webhook-id}", "delete", 200)
     check(world.api.get(f"/webhook/{hook_id}"), "/webhook/{webhook-id}", "get", 404)
     assert SECRET not in listed.text
@@ -105,7 +109,10 @@ def test_deliveries_carry_the_documented_fields_and_a_valid_signature(world: Wor
 def test_a_pipeline_that_errors_before_any_workflow_sends_nothing(world: World) -> None:
     world.install_webhook()
     broken = world.api.post(f"/project/{B}/pipeline", json={"parameters": {"undeclared": "x"}})
-    assert broken.status_code in {400, 201}
+    # Created, then errored (CircleCI's observed answer): a pipeline exists to send about.
+    assert broken.status_code == 201, broken.text
+    world.emu.tick()
+    assert world.pipeline(broken.json()["id"])["state"] == "errored"
     world.settle()
     assert world.emu.webhooks.sent == []
 
@@ -131,3 +138,23 @@ def test_non_2xx_answers_are_retried(world: World) -> None:
         (2, 502),
         (3, 200),
     ]
+
+
+def test_a_webhook_hears_only_of_what_ends_after_it_exists(world: World) -> None:
+    # CircleCI sends an event to the webhooks that exist when it happens: installing one
+    # later must not deliver (and so release A for) a B that had finished before.
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+
+    world.install_webhook()
+    world.emu.finish_job_by_name(A, "build", "success", pipeline_id=world.trigger(A))
+    world.settle()
+
+    assert world.emu.webhooks.sent == []
+    assert world.hold(a_id) == "on_hold"
+
+    # What ends afterwards is heard as usual.
+    _, later = world.a_triggers_b()
+    world.finish_b(later)
+    world.settle()
+    assert {json.loads(d.body)["pipeline"]["id"] for d in world.emu.webhooks.sent} == {later}

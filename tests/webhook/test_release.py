@@ -203,3 +203,56 @@ def test_release_on_every_modelled_variant(approval_jobs: str, creation: str) ->
         assert w.hold(a_id) == "success"
     finally:
         w.close()
+
+
+def test_concurrent_deliveries_to_several_replicas_release_once(world: World) -> None:
+    # Three stateless replicas behind one URL, each handed the same delivery three times at
+    # once (CircleCI's retries and duplicates): one release, every other answer a no-op.
+    import json
+    import threading
+
+    from circleback.serve.app import create_app
+    from circleback.serve.signature import sign
+    from tests.webhook.world import SECRET, event_for
+
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+    replicas = [
+        Receiver(create_app(client=world.client, rules=world.rules, secrets=world.secrets))
+        for _ in range(3)
+    ]
+    body = json.dumps(event_for(world, b_id)).encode()
+    headers = {"circleci-signature": sign(body, SECRET)}
+    start = threading.Barrier(9)
+    answers: list[tuple[int, str]] = []
+
+    def deliver(replica: Receiver) -> None:
+        start.wait()
+        answer = replica.post("/webhook", content=body, headers=headers)
+        answers.append((answer.status_code, answer.json()["verdict"]))
+
+    threads = [threading.Thread(target=deliver, args=(replicas[n % 3],)) for n in range(9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert world.hold(a_id) == "success"
+    assert sorted(answers) == [(200, "already_released")] * 8 + [(200, "released")]
+
+
+@pytest.mark.parametrize("slug", ["gh/ACME/B", "github/acme/b"])
+def test_a_payload_slug_spelled_differently_from_the_apis_is_the_same_project(
+    world: World, slug: str
+) -> None:
+    # CircleCI's names are case-insensitive and gh/github are one provider: a payload that
+    # spells B's slug otherwise than the API does names the same project, not a forgery.
+    from tests.webhook.world import event_for
+
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+
+    answer = world.post(event_for(world, b_id, slug=slug))
+
+    assert answer.json()["verdict"] == "released", answer.json()
+    assert world.hold(a_id) == "success"

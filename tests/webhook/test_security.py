@@ -113,11 +113,15 @@ def test_a_b_that_a_did_not_trigger_cannot_release_a(world: World) -> None:
     assert world.hold(a_id) == "on_hold"
 
 
-def test_a_payload_whose_project_disagrees_with_the_api_is_refused(world: World) -> None:
+@pytest.mark.parametrize(
+    "slug",
+    ["gh/acme/other", "gh/acme/*", "gh/acme/?", "gh/acme/b gh/acme/c", "gh/acme", "bb/acme/b"],
+)
+def test_a_payload_whose_project_disagrees_with_the_api_is_refused(world: World, slug: str) -> None:
     a_id, b_id = world.a_triggers_b()
     world.finish_b(b_id)
 
-    answer = world.post(event_for(world, b_id, slug="gh/acme/other"))
+    answer = world.post(event_for(world, b_id, slug=slug))
 
     assert answer.json()["verdict"] == "refused"
     assert world.hold(a_id) == "on_hold"
@@ -203,3 +207,47 @@ def test_an_event_for_a_pipeline_the_token_cannot_see_is_refused_with_a_hint(
     assert answer.json()["verdict"] == "refused"
     assert "token" in answer.json()["reason"]
     assert world.hold(a_id) == "on_hold"
+
+
+def test_replaying_a_delivery_this_receiver_answered_costs_no_api_request(
+    world: World,
+) -> None:
+    # The signature has no timestamp: a captured delivery can be sent again and again, and
+    # each evaluation spends about a dozen reads of the receiver token's rate limit.
+    world.install_webhook()
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+    world.settle()
+    assert world.hold(a_id) == "success"
+    captured = world.emu.webhooks.sent[-1]
+    before = len(world.emu.request_log)
+
+    replays = [
+        world.receiver.post("/webhook", content=captured.body, headers=captured.headers)
+        for _ in range(20)
+    ]
+
+    assert {(r.status_code, r.json()["verdict"]) for r in replays} == {(200, "already_released")}
+    assert len(world.emu.request_log) == before
+    assert world.approvals() == 1
+
+
+def test_another_replica_judges_a_replay_from_the_api_alone(world: World) -> None:
+    # What one replica remembers only saves reads: a replica that never saw the delivery
+    # reaches the same answer from the API.
+    from tests.webhook.world import Receiver
+
+    world.install_webhook()
+    a_id, b_id = world.a_triggers_b()
+    world.finish_b(b_id)
+    world.settle()
+    assert world.hold(a_id) == "success"
+    captured = world.emu.webhooks.sent[-1]
+    other = Receiver(create_app(client=world.client, rules=world.rules, secrets=world.secrets))
+    before = len(world.emu.request_log)
+
+    replay = other.post("/webhook", content=captured.body, headers=captured.headers)
+
+    assert replay.json()["verdict"] == "already_released"
+    assert len(world.emu.request_log) > before
+    assert world.approvals() == 1

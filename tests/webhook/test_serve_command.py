@@ -39,7 +39,7 @@ def receiver() -> Iterator[tuple[str, subprocess.Popen[str]]]:
         env.update(
             CIRCLEBACK_TOKEN=TOKEN,
             CIRCLEBACK_HOST=server.url,
-            CIRCLEBACK_WEBHOOK_SECRETS=f"{SECRET},second",
+            CIRCLEBACK_WEBHOOK_SECRETS=f"{SECRET},second-secret-0123456789",
             CIRCLEBACK_ALLOW_PROJECTS="gh/acme/*",
             PORT=str(port),
         )
@@ -74,7 +74,9 @@ def test_the_served_receiver_checks_signatures_and_logs_json(
 
     unsigned = httpx.post(f"{url}/webhook", content=body)
     signed = httpx.post(
-        f"{url}/webhook", content=body, headers={"circleci-signature": sign(body, "second")}
+        f"{url}/webhook",
+        content=body,
+        headers={"circleci-signature": sign(body, "second-secret-0123456789")},
     )
 
     assert unsigned.status_code == 401

@@ -147,6 +147,10 @@ class World:
 
     def record(self, a_slug: str, a_id: str, downstream: list[str]) -> None:
         """Store A's trigger record (the orb's artifact) on A's trigger job."""
+        self.record_on_job(self.jobs(a_id)["trigger"]["id"], downstream)
+
+    def record_on_job(self, job_id: str, downstream: list[str]) -> None:
+        """Store a trigger record naming ``downstream`` on any job (a chain's middle)."""
         entries = []
         for pid in downstream:
             p = self.pipeline(pid)
@@ -160,8 +164,7 @@ class World:
                 }
             )
         document = json.dumps({"version": 1, "downstream": entries}).encode()
-        trigger_job = self.jobs(a_id)["trigger"]["id"]
-        self.emu.add_artifact(trigger_job, RECORD_ARTIFACT, document)
+        self.emu.add_artifact(job_id, RECORD_ARTIFACT, document)
 
     def finish_b(self, b_id: str, status: str = "success") -> None:
         for job in self.jobs(b_id).values():
