@@ -92,11 +92,13 @@ def approve(upstream_pipeline_id: str, downstream_pipeline_id: str) -> None:
         listed = [Job.model_validate(item) for item in jobs.items]
         hold = next(job for job in listed if job.name == "wait-for-triggered-pipeline")
         # The proof of the link, as circleback reads it: A's record among the artifacts of
-        # A's finished jobs, then B's compiled config carrying A's id.
+        # A's finished jobs, then B itself (ids its pushed ref carries are no evidence)
+        # and B's compiled config carrying A's id.
         slug = "gh/acme/a"
         for job in listed:
             if job.type == "build" and job.job_number is not None:
                 http.get(f"/project/{slug}/{job.job_number}/artifacts").json()
+        http.get(f"/pipeline/{downstream_pipeline_id}").json()
         config = http.get(f"/pipeline/{downstream_pipeline_id}/config").json()
         if upstream_pipeline_id not in json.dumps(config):
             raise typer.Exit(3)

@@ -7,13 +7,15 @@ a hint and the exit code of its class (see ``circleback.errors``), never a trace
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -211,6 +213,38 @@ def _echo(text: str, *, err: bool = False) -> None:
 
 def _print_json(document: Any) -> None:
     _echo(json.dumps(document, indent=2, sort_keys=True))
+    _JSON_PRINTED.set(True)
+
+
+#: Whether this command has printed its ``--json`` document (one per run, never two).
+_JSON_PRINTED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "circleback_json_printed", default=False
+)
+
+
+@contextlib.contextmanager
+def _json_on_failure(as_json: bool, **empty: Any) -> Iterator[None]:
+    """With ``--json``, a command that fails before printing its document still prints one.
+
+    A script reading stdout gets one JSON document on every exit path: ``empty`` (the
+    command's documented fields, null or empty) plus ``error``, the message also logged
+    (redacted like all output; no traceback). The error is re-raised for its exit code.
+    """
+    _JSON_PRINTED.set(False)
+    try:
+        yield
+    except Exception as exc:
+        if as_json and not _JSON_PRINTED.get():
+            message = (
+                exc.message
+                if isinstance(exc, errors.CirclebackError)
+                else f"unexpected {type(exc).__name__}: {exc}"
+            )
+            document = {**empty, "error": message}
+            if "timed_out" in document:  # status: a timeout before any look at B
+                document["timed_out"] = isinstance(exc, errors.WaitTimeout)
+            _print_json(document)
+        raise
 
 
 # -- trigger ----------------------------------------------------------------------------
@@ -257,59 +291,68 @@ def trigger(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Trigger a downstream pipeline, passing this pipeline's id so it can call back."""
-    from circleback.relay import TriggerRequest, parse_parameter, record_downstream
-    from circleback.relay import trigger as run_trigger
+    with _json_on_failure(
+        as_json, number=None, pipeline_id=None, project_slug=project_slug, state=None, url=None
+    ):
+        from circleback.relay import TriggerRequest, parse_parameter, record_downstream
+        from circleback.relay import trigger as run_trigger
 
-    if not upstream_pipeline_id or not upstream_pipeline_id.strip():
-        raise errors.ConfigurationError(
-            "No upstream pipeline id: the downstream pipeline could never call back.",
-            hint="Run inside CircleCI (CIRCLE_PIPELINE_ID is set there) or pass "
-            "--upstream-pipeline-id << pipeline.id >>.",
+        if not upstream_pipeline_id or not upstream_pipeline_id.strip():
+            raise errors.ConfigurationError(
+                "No upstream pipeline id: the downstream pipeline could never call back.",
+                hint="Run inside CircleCI (CIRCLE_PIPELINE_ID is set there) or pass "
+                "--upstream-pipeline-id << pipeline.id >>.",
+            )
+        parameters = dict(parse_parameter(p) for p in parameter or [])
+        request = TriggerRequest(
+            project_slug=project_slug,
+            upstream_pipeline_id=upstream_pipeline_id,
+            callback_parameter=callback_parameter,
+            branch=branch,
+            tag=tag,
+            parameters=parameters,
+            definition_id=definition_id,
         )
-    parameters = dict(parse_parameter(p) for p in parameter or [])
-    request = TriggerRequest(
-        project_slug=project_slug,
-        upstream_pipeline_id=upstream_pipeline_id,
-        callback_parameter=callback_parameter,
-        branch=branch,
-        tag=tag,
-        parameters=parameters,
-        definition_id=definition_id,
-    )
-    known: list[str] = []
-    if state_file is not None:
-        from circleback.relay.records import check_writable, read_state
+        known: list[str] = []
+        if state_file is not None:
+            from circleback.relay.records import check_writable, read_state
 
-        # Refuse a broken or unwritable state file before anything is created: finding
-        # out after B exists would lose B's record, and a rerun would start B twice.
-        check_writable(state_file, what="--state-file")
-        if state_file.exists():
-            known = [d.pipeline_id for d in read_state(state_file)]
-    _bind(command="trigger", project_slug=project_slug, upstream_pipeline_id=upstream_pipeline_id)
-    with _client() as client:
-        record = run_trigger(
-            client,
-            request,
-            sleep=RUNTIME.sleep,
-            clock=RUNTIME.clock,
-            max_depth=max_depth,
-            known_pipeline_ids=known,
+            # Refuse a broken or unwritable state file before anything is created: finding
+            # out after B exists would lose B's record, and a rerun would start B twice.
+            check_writable(state_file, what="--state-file")
+            if state_file.exists():
+                known = [d.pipeline_id for d in read_state(state_file)]
+        _bind(
+            command="trigger", project_slug=project_slug, upstream_pipeline_id=upstream_pipeline_id
         )
-    if state_file is not None:
-        try:
-            record_downstream(state_file, record)
-        except (OSError, errors.ConfigurationError) as exc:
-            _echo(json.dumps(record.to_json()) if as_json else record.pipeline_id)
-            raise errors.CirclebackError(
-                f"Triggered {record.project_slug} #{record.number} ({record.pipeline_id}), "
-                f"but could not record it in {str(state_file)!r}: {exc}.",
-                hint="Do not rerun the trigger (it would start B again): pass "
-                f"--pipeline-id {record.pipeline_id} to status instead.",
-            ) from None
-    if as_json:
-        _print_json(record.to_json())
-    else:
-        _echo(record.pipeline_id)
+        with _client() as client:
+            record = run_trigger(
+                client,
+                request,
+                sleep=RUNTIME.sleep,
+                clock=RUNTIME.clock,
+                max_depth=max_depth,
+                known_pipeline_ids=known,
+            )
+        if state_file is not None:
+            try:
+                record_downstream(state_file, record)
+            except (OSError, errors.ConfigurationError) as exc:
+                lost = errors.CirclebackError(
+                    f"Triggered {record.project_slug} #{record.number} ({record.pipeline_id}), "
+                    f"but could not record it in {str(state_file)!r}: {exc}.",
+                    hint="Do not rerun the trigger (it would start B again): pass "
+                    f"--pipeline-id {record.pipeline_id} to status instead.",
+                )
+                if as_json:  # B exists: its record, and why it is not in the file
+                    _print_json({**record.to_json(), "error": lost.message})
+                else:
+                    _echo(record.pipeline_id)
+                raise lost from None
+        if as_json:
+            _print_json(record.to_json())
+        else:
+            _echo(record.pipeline_id)
 
 
 # -- approve ----------------------------------------------------------------------------
@@ -353,49 +396,50 @@ def approve(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Release the upstream pipeline's approval job (run this in the downstream pipeline)."""
-    if not pipeline_id or not pipeline_id.strip():
-        _note("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
-        if as_json:
-            _print_json(_approve_document("not_triggered"))
-        return
-    from circleback.relay import Outcome
-    from circleback.relay import approve as run_approve
+    with _json_on_failure(as_json, **_approve_document("error", upstream_pipeline_id=pipeline_id)):
+        if not pipeline_id or not pipeline_id.strip():
+            _note("not triggered by an upstream pipeline (no upstream pipeline id); nothing to do")
+            if as_json:
+                _print_json(_approve_document("not_triggered"))
+            return
+        from circleback.relay import Outcome
+        from circleback.relay import approve as run_approve
 
-    patterns = list(allow_project or [])
-    _bind(command="approve", upstream_pipeline_id=pipeline_id)
-    with _client() as client:
-        if not patterns and _LOADED["settings"].allow_projects:
-            patterns = [_LOADED["settings"].allow_projects]
-        result = run_approve(
-            client,
-            pipeline_id,
-            allow_projects=patterns,
-            job_name=job_name,
-            workflow_name=workflow_name,
-            fan_in=_fan_in() if fan_in else None,
-            downstream_pipeline_id=downstream_pipeline_id,
-            sleep=RUNTIME.sleep,
-            clock=RUNTIME.clock,
-        )
-    for warning in result.warnings:
-        log.warning(warning)
-    if result.outcome is Outcome.LEFT_FOR_SIBLINGS:
-        log.info("another downstream pipeline will release the shared hold")
-    if result.outcome is Outcome.ALREADY_APPROVED:
-        log.info("already approved; nothing to do", extra={"job": job_name})
-    if as_json:
-        _print_json(
-            _approve_document(
-                result.outcome.value,
-                upstream_pipeline_id=result.upstream_pipeline_id,
-                project_slug=result.project_slug,
-                workflow_id=result.workflow.id if result.workflow else None,
-                workflow_name=result.workflow.name if result.workflow else None,
-                job_id=result.job.id if result.job else None,
-                job_name=result.job.name if result.job else None,
-                warnings=list(result.warnings),
+        patterns = list(allow_project or [])
+        _bind(command="approve", upstream_pipeline_id=pipeline_id)
+        with _client() as client:
+            if not patterns and _LOADED["settings"].allow_projects:
+                patterns = [_LOADED["settings"].allow_projects]
+            result = run_approve(
+                client,
+                pipeline_id,
+                allow_projects=patterns,
+                job_name=job_name,
+                workflow_name=workflow_name,
+                fan_in=_fan_in() if fan_in else None,
+                downstream_pipeline_id=downstream_pipeline_id,
+                sleep=RUNTIME.sleep,
+                clock=RUNTIME.clock,
             )
-        )
+        for warning in result.warnings:
+            log.warning(warning)
+        if result.outcome is Outcome.LEFT_FOR_SIBLINGS:
+            log.info("another downstream pipeline will release the shared hold")
+        if result.outcome is Outcome.ALREADY_APPROVED:
+            log.info("already approved; nothing to do", extra={"job": job_name})
+        if as_json:
+            _print_json(
+                _approve_document(
+                    result.outcome.value,
+                    upstream_pipeline_id=result.upstream_pipeline_id,
+                    project_slug=result.project_slug,
+                    workflow_id=result.workflow.id if result.workflow else None,
+                    workflow_name=result.workflow.name if result.workflow else None,
+                    job_id=result.job.id if result.job else None,
+                    job_name=result.job.name if result.job else None,
+                    warnings=list(result.warnings),
+                )
+            )
 
 
 def _approve_document(outcome: str, **fields: Any) -> dict[str, Any]:
@@ -467,74 +511,75 @@ def status(
     ] = None,
 ) -> None:
     """Wait for the downstream pipeline(s) to finish; fail unless every workflow succeeded."""
-    from circleback.relay import read_state, wait_for_downstream
-    from circleback.relay.records import check_writable
-    from circleback.relay.status import StatusTimeout, downstream_from_id
-    from circleback.validation import parse_uuid
+    with _json_on_failure(as_json, success=False, timed_out=False, required_jobs=[], pipelines=[]):
+        from circleback.relay import read_state, wait_for_downstream
+        from circleback.relay.records import check_writable
+        from circleback.relay.status import StatusTimeout, downstream_from_id
+        from circleback.validation import parse_uuid
 
-    seconds = parse_duration(timeout)
-    if (pipeline_id is None) == (state_file is None):
-        raise errors.ConfigurationError(
-            "status needs exactly one of --pipeline-id and --state-file.",
-            hint="Pass the downstream pipeline's id, or the state file trigger wrote.",
-        )
-    records = read_state(state_file) if state_file is not None else []
-    if pipeline_id is not None:
-        parse_uuid(pipeline_id, what="pipeline id")
-    required = [n.strip() for n in require_job or []]
-    if any(not n for n in required):
-        raise errors.ConfigurationError(
-            "--require-job is empty.", hint="Name a job of the downstream pipeline."
-        )
-    if junit is not None:
-        check_writable(junit, what="--junit")  # before a wait of up to --timeout
-    _bind(command="status", pipeline_id=pipeline_id)
-    with _client(seconds=seconds + CANCEL_SECONDS) as client:
-        so_far: StatusReport | None = None
-        try:
-            # --timeout holds inside a request too: a server that answers one byte at a
-            # time is cut off at the deadline, not at the end of its answer.
-            with client.deadline(seconds):
-                if pipeline_id is not None:
-                    records = [downstream_from_id(client, pipeline_id)]
-                reporter = _reporter()
-                try:
-                    report = wait_for_downstream(
-                        client,
-                        records,
-                        timeout=seconds,
-                        sleep=reporter.sleep,
-                        clock=RUNTIME.clock,
-                        required_jobs=required,
-                        progress=reporter.update,
-                    )
-                finally:
-                    reporter.close()
-        except (errors.WaitTimeout, errors.DeadlinePassed) as caught:
-            if isinstance(caught, StatusTimeout):
-                so_far = caught.report
-            exc = (
-                caught
-                if isinstance(caught, errors.WaitTimeout)
-                else errors.WaitTimeout(f"Gave up after {seconds:.0f}s: {caught.message}")
+        seconds = parse_duration(timeout)
+        if (pipeline_id is None) == (state_file is None):
+            raise errors.ConfigurationError(
+                "status needs exactly one of --pipeline-id and --state-file.",
+                hint="Pass the downstream pipeline's id, or the state file trigger wrote.",
             )
-            if cancel_downstream_on_timeout:
-                from circleback.relay.status import cancel_downstream
-
-                canceled = cancel_downstream(client, records)
-                exc.message += (
-                    f" Canceled {len(canceled)} downstream workflow(s): {', '.join(canceled)}."
-                    if canceled
-                    else " Nothing downstream was still running to cancel."
+        records = read_state(state_file) if state_file is not None else []
+        if pipeline_id is not None:
+            parse_uuid(pipeline_id, what="pipeline id")
+        required = [n.strip() for n in require_job or []]
+        if any(not n for n in required):
+            raise errors.ConfigurationError(
+                "--require-job is empty.", hint="Name a job of the downstream pipeline."
+            )
+        if junit is not None:
+            check_writable(junit, what="--junit")  # before a wait of up to --timeout
+        _bind(command="status", pipeline_id=pipeline_id)
+        with _client(seconds=seconds + CANCEL_SECONDS) as client:
+            so_far: StatusReport | None = None
+            try:
+                # --timeout holds inside a request too: a server that answers one byte at a
+                # time is cut off at the deadline, not at the end of its answer.
+                with client.deadline(seconds):
+                    if pipeline_id is not None:
+                        records = [downstream_from_id(client, pipeline_id)]
+                    reporter = _reporter()
+                    try:
+                        report = wait_for_downstream(
+                            client,
+                            records,
+                            timeout=seconds,
+                            sleep=reporter.sleep,
+                            clock=RUNTIME.clock,
+                            required_jobs=required,
+                            progress=reporter.update,
+                        )
+                    finally:
+                        reporter.close()
+            except (errors.WaitTimeout, errors.DeadlinePassed) as caught:
+                if isinstance(caught, StatusTimeout):
+                    so_far = caught.report
+                exc = (
+                    caught
+                    if isinstance(caught, errors.WaitTimeout)
+                    else errors.WaitTimeout(f"Gave up after {seconds:.0f}s: {caught.message}")
                 )
-            if so_far is not None:
-                _report_status(so_far, junit, as_json)
-            raise exc from None
-    _report_status(report, junit, as_json)
-    if not report.succeeded:
-        failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
-        failed += [f"required job {r.name}" for r in report.required if not r.succeeded]
-        raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
+                if cancel_downstream_on_timeout:
+                    from circleback.relay.status import cancel_downstream
+
+                    canceled = cancel_downstream(client, records)
+                    exc.message += (
+                        f" Canceled {len(canceled)} downstream workflow(s): {', '.join(canceled)}."
+                        if canceled
+                        else " Nothing downstream was still running to cancel."
+                    )
+                if so_far is not None:
+                    _report_status(so_far, junit, as_json)
+                raise exc from None
+        _report_status(report, junit, as_json)
+        if not report.succeeded:
+            failed = [f"{p.project_slug} #{p.number}" for p in report.pipelines if not p.succeeded]
+            failed += [f"required job {r.name}" for r in report.required if not r.succeeded]
+            raise errors.DownstreamFailed(f"Downstream pipeline failed: {', '.join(failed)}.")
 
 
 def _report_status(report: StatusReport, junit: Path | None, as_json: bool) -> None:
@@ -583,47 +628,50 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
 ) -> None:
     """Release (or cancel) holds whose downstream pipeline finished without calling back."""
-    from circleback.relay.approve import DEFAULT_JOB_NAME
-    from circleback.relay.sweep import sweep as run_sweep
-    from circleback.validation import parse_project_slug
+    with _json_on_failure(
+        as_json, project_slug=project_slug, complete=False, problems=[], findings=[]
+    ):
+        from circleback.relay.approve import DEFAULT_JOB_NAME
+        from circleback.relay.sweep import sweep as run_sweep
+        from circleback.validation import parse_project_slug
 
-    slug = str(parse_project_slug(project_slug))
-    seconds = parse_duration(grace)
-    if max_pipelines < 1:
-        raise errors.ConfigurationError(
-            "--max-pipelines must be at least 1.", hint="Pass --max-pipelines 50, say."
-        )
-    names = [n for n in (job_name or [DEFAULT_JOB_NAME]) if n.strip()]
-    _bind(command="sweep", project_slug=slug)
-    with _client() as client:
-        result = run_sweep(
-            client,
-            slug,
-            job_names=names,
-            grace=seconds,
-            cancel=cancel,
-            dry_run=dry_run,
-            max_pipelines=max_pipelines,
-            sleep=RUNTIME.sleep,
-        )
-    for f in result.findings:
-        log.info(
-            f"{f.action.value}: {slug} #{f.pipeline_number} {f.workflow_name} "
-            f"({', '.join(f.holds)}): {f.reason}"
-        )
-    for problem in result.problems:
-        log.warning(f"could not look: {problem}")
-    if not result.findings and not result.problems:
-        log.info("no workflow of this project is held by a circleback hold")
-    if as_json:
-        _print_json(result.to_json(slug))
-    if not result.complete:
-        raise errors.CirclebackError(
-            "The sweep could not judge everything: see the findings marked could_not_judge "
-            "and the problems above. It carried on with the rest.",
-            hint="Run the sweep again once CircleCI answers; nothing it could not judge "
-            "was released.",
-        )
+        slug = str(parse_project_slug(project_slug))
+        seconds = parse_duration(grace)
+        if max_pipelines < 1:
+            raise errors.ConfigurationError(
+                "--max-pipelines must be at least 1.", hint="Pass --max-pipelines 50, say."
+            )
+        names = [n for n in (job_name or [DEFAULT_JOB_NAME]) if n.strip()]
+        _bind(command="sweep", project_slug=slug)
+        with _client() as client:
+            result = run_sweep(
+                client,
+                slug,
+                job_names=names,
+                grace=seconds,
+                cancel=cancel,
+                dry_run=dry_run,
+                max_pipelines=max_pipelines,
+                sleep=RUNTIME.sleep,
+            )
+        for f in result.findings:
+            log.info(
+                f"{f.action.value}: {slug} #{f.pipeline_number} {f.workflow_name} "
+                f"({', '.join(f.holds)}): {f.reason}"
+            )
+        for problem in result.problems:
+            log.warning(f"could not look: {problem}")
+        if not result.findings and not result.problems:
+            log.info("no workflow of this project is held by a circleback hold")
+        if as_json:
+            _print_json(result.to_json(slug))
+        if not result.complete:
+            raise errors.CirclebackError(
+                "The sweep could not judge everything: see the findings marked could_not_judge "
+                "and the problems above. It carried on with the rest.",
+                hint="Run the sweep again once CircleCI answers; nothing it could not judge "
+                "was released.",
+            )
 
 
 @app.command()

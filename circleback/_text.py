@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 
-#: C0 controls, DEL, C1 controls (0x9B is a one-character CSI on some terminals) and lone
-#: surrogates (valid in a JSON string, unencodable as UTF-8).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: C0 controls, DEL, C1 controls (0x9B is a one-character CSI on some terminals; 0x85 is
+#: NEL), the line and paragraph separators U+2028/U+2029 (a new line in some terminals and
+#: log viewers: every Unicode line break is covered) and lone surrogates (valid in a JSON
+#: string, unencodable as UTF-8).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 #: The same, less the line feed: for whole documents whose line structure is ours.
-_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 #: What XML 1.0 forbids or discourages, less tab and newline: C0, DEL, C1, surrogates,
 #: U+FFFE and U+FFFF.
 _NOT_XML = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -30,8 +32,9 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """``text`` for one line of a terminal: every control character as ``\\xNN`` / ``\\uNNNN``.
 
-    Newlines, carriage returns and tabs are escaped too: a value from the API never starts
-    a line of its own. Text without control characters is returned unchanged.
+    Newlines, carriage returns, tabs and every other Unicode line break (NEL, U+2028,
+    U+2029) are escaped too: a value from the API never starts a line of its own. Text
+    without control characters is returned unchanged.
     """
     return _CONTROL.sub(_escape, text)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 from circleback._text import printable
 from circleback.client import CircleCIClient
@@ -118,8 +119,27 @@ def render_text(root: TraceNode) -> str:
     return "\n".join(lines)
 
 
+#: What a Mermaid label may carry as is; anything else from the API becomes an entity code.
+_MERMAID_PLAIN = re.compile(r"[\w \-.:/,@+=~]")
+
+
+def _mermaid_text(text: str) -> str:
+    """API text for a quoted Mermaid label: every other character as Mermaid's ``#NNN;``.
+
+    Mermaid renders labels as HTML in many renderers and reads ``"`` (end of label),
+    ``#…;`` (its entity codes), backticks (markdown strings) and ``<``/``&`` (markup); none
+    of them may come from a workflow or job name. Entity codes are Mermaid's documented way
+    to write such characters (mermaid.js.org, flowchart syntax, "Entity codes to escape
+    characters"): each is shown as the character itself, never read as syntax or markup.
+    """
+    return "".join(ch if _MERMAID_PLAIN.fullmatch(ch) else f"#{ord(ch)};" for ch in printable(text))
+
+
 def render_mermaid(root: TraceNode) -> str:
-    """A Mermaid flowchart of the tree, one node per pipeline, labelled with its status."""
+    """A Mermaid flowchart of the tree, one node per pipeline, labelled with its status.
+
+    Node ids are hex digits of the pipeline id; labels and links are escaped (API text).
+    """
     lines = ["flowchart TD"]
 
     def node_id(node: TraceNode) -> str:
@@ -127,11 +147,17 @@ def render_mermaid(root: TraceNode) -> str:
 
     def label(node: TraceNode) -> str:
         statuses = ", ".join(f"{w.name}: {w.status}" for w in node.workflows) or node.state
-        return printable(f"{node.project_slug} #{node.number}<br/>{statuses}").replace('"', "'")
+        return (
+            f"{_mermaid_text(f'{node.project_slug} #{node.number}')}<br/>{_mermaid_text(statuses)}"
+        )
+
+    def link(node: TraceNode) -> str:
+        # The URL holds the project slug: percent-encoded, it cannot end the quoted string.
+        return quote(printable(node.url), safe=":/@+,~")
 
     def walk(node: TraceNode) -> None:
         lines.append(f'    {node_id(node)}["{label(node)}"]')
-        lines.append(f'    click {node_id(node)} "{node.url}"')
+        lines.append(f'    click {node_id(node)} "{link(node)}"')
         for child in node.children:
             if not child.note.startswith("already"):
                 walk(child)

@@ -119,3 +119,93 @@ def test_an_unexpected_exception_is_one_redacted_line(
     assert TOKEN not in result.err
     assert "unexpected RuntimeError: boom with ********** inside" in result.err
     assert "circleback bug" in result.err
+
+
+#: The fields each ``--json`` document has (README, "--json documents"), failure or not.
+JSON_FIELDS = {
+    "approve": {"outcome", "upstream_pipeline_id", "project_slug", "workflow_id"}
+    | {"workflow_name", "job_id", "job_name", "warnings"},
+    "trigger": {"number", "pipeline_id", "project_slug", "state", "url"},
+    "status": {"success", "timed_out", "required_jobs", "pipelines"},
+    "sweep": {"project_slug", "complete", "problems", "findings"},
+}
+
+
+def _one_json_document(result: object, command: str) -> dict[str, object]:
+    import json
+
+    out = result.out  # type: ignore[attr-defined]
+    document = json.loads(out)  # the whole of stdout: one document, nothing else
+    assert isinstance(document, dict)
+    assert JSON_FIELDS[command] | {"error"} <= set(document), document
+    assert isinstance(document["error"], str)
+    assert document["error"]
+    assert TOKEN not in out
+    assert "Traceback" not in result.err  # type: ignore[attr-defined]
+    return document
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["approve", "--pipeline-id", "../../workflow", "--allow-project", "gh/acme/*"],
+        ["approve", "--pipeline-id", PID, "--allow-project", "gh/acme"],
+        ["approve", "--pipeline-id", PID],
+        ["trigger", "gh/acme", "--upstream-pipeline-id", PID],
+        ["trigger", "gh/acme/b", "--upstream-pipeline-id", PID, "-p", "novalue"],
+        ["status", "--pipeline-id", "not-a-uuid"],
+        ["status"],
+        ["status", "--pipeline-id", PID, "--timeout", "soon"],
+        ["sweep", "gh/acme"],
+        ["sweep", "gh/acme/a", "--grace", "soon"],
+    ],
+)
+def test_a_json_refusal_is_one_document_with_the_error(world: World, args: list[str]) -> None:
+    result = world.cli(*args, "--json")
+    assert result.code == 2, result.err
+    document = _one_json_document(result, args[0])
+    assert document["error"] in result.err
+    assert world.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "module", "name"),
+    [
+        (["approve", "--pipeline-id", PID, "--allow-project", "gh/acme/*"], "relay", "approve"),
+        (["trigger", "gh/acme/b", "--upstream-pipeline-id", PID], "relay", "trigger"),
+        (["status", "--pipeline-id", PID], "relay.status", "downstream_from_id"),
+        (["sweep", "gh/acme/a"], "relay.sweep", "sweep"),
+    ],
+)
+def test_a_json_api_failure_is_one_document_with_the_error_and_no_token(
+    world: World, monkeypatch: pytest.MonkeyPatch, args: list[str], module: str, name: str
+) -> None:
+    import importlib
+
+    from circleback import errors
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise errors.APIError(f"CircleCI said no to {TOKEN}", status_code=500)
+
+    monkeypatch.setattr(importlib.import_module(f"circleback.{module}"), name, fail)
+    result = world.cli(*args, "--json")
+    assert result.code == 3, result.err
+    document = _one_json_document(result, args[0])
+    assert document["error"] == "CircleCI said no to **********"
+
+
+def test_a_json_status_timed_out_before_any_look_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from circleback import errors
+    from circleback.relay import status
+
+    def slow(*_args: object, **_kwargs: object) -> None:
+        raise errors.WaitTimeout("Gave up after 90s: no answer.")
+
+    monkeypatch.setattr(status, "downstream_from_id", slow)
+    result = world.cli("status", "--pipeline-id", PID, "--json")
+    assert result.code == 4, result.err
+    document = _one_json_document(result, "status")
+    assert document["timed_out"] is True
+    assert document["success"] is False

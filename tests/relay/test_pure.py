@@ -317,3 +317,43 @@ def test_the_dependency_index_keeps_numbers_and_dependencies_of_any_id_shape() -
     assert index.get(second.upper()) == (None, (first.lower(),))
     assert index.get("not-a-uuid") == (9, ())
     assert index.get(str(uuid.uuid4())) is None
+
+
+def test_mermaid_labels_carry_no_markup_or_syntax_of_api_text() -> None:
+    from circleback.relay.trace import TraceNode, WorkflowLine, render_mermaid
+
+    hostile = '<img src=x onerror=alert(1)>"]; click p1 "javascript:x" #quot; &lt; `md` |x|'
+    child = TraceNode(
+        f"gh/acme/{hostile}",
+        "22222222-2222-2222-2222-222222222222",
+        2,
+        hostile,
+        f"https://app.circleci.com/pipelines/gh/acme/{hostile}/2",
+    )
+    root = TraceNode(
+        "gh/acme/a",
+        "11111111-1111-1111-1111-111111111111",
+        1,
+        "created",
+        "https://app.circleci.com/pipelines/gh/acme/a/1",
+        workflows=(WorkflowLine(hostile, hostile, "u"),),
+        children=(child,),
+    )
+    mermaid = render_mermaid(root)
+    lines = mermaid.splitlines()
+    assert len(lines) == 6
+    for line in lines[1:]:
+        # What API text may bring, none of it raw: HTML markup and entities, Mermaid's
+        # label quote, entity codes, markdown strings and link text.
+        for char in "<>\"&'`|":
+            if line.startswith("    click"):
+                assert line.count('"') == 2
+                assert char not in line.split('"')[1]
+            elif '["' in line:
+                label = line[line.index('["') + 2 : line.rindex('"]')].replace("<br/>", "")
+                assert char not in label, (char, line)
+                assert "#quot;" not in label
+                assert "#35;quot#59;" in label
+    assert "#60;img" in mermaid
+    assert lines[2] == '    click p111111111111 "https://app.circleci.com/pipelines/gh/acme/a/1"'
+    assert "<br/>" in lines[1]

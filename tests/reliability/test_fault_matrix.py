@@ -168,7 +168,10 @@ def check_approve(world: World, scenario: Scenario, expect: Expect, tmp_path: Pa
         assert result.json()["outcome"] in {"approved", "already_approved"}
     else:
         assert hold == "on_hold"
-        assert result.out == ""
+        # --json: one document all the same, saying why nothing was released
+        document = result.json()
+        assert document["outcome"] == "error"
+        assert document["error"]
     assert world.job_status(a, "check") == ("running" if hold == "success" else "blocked")
 
 

@@ -218,7 +218,10 @@ def check_approve(world: World, transport: Hostile, expect: Expect, tmp_path: Pa
     hold = world.job_status(a, HOLD)
     assert hold == ("success" if expect.code == 0 else "on_hold")
     if expect.code != 0:
-        assert result.out == ""
+        # --json: one document all the same, saying why nothing was released
+        document = result.json()
+        assert document["outcome"] == "error"
+        assert document["error"]
 
 
 def check_status(world: World, transport: Hostile, expect: Expect, tmp_path: Path) -> None:

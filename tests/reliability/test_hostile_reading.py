@@ -411,6 +411,22 @@ def test_printable_escapes_every_control_and_keeps_the_rest() -> None:
     assert xml_safe("a\x00b\x1b\tc\n\ud800\ufffe") == "ab\tc\n"
 
 
+#: Every character Python (and so the Unicode standard) breaks a line at: C0 ones, NEL
+#: (U+0085, C1), and the line and paragraph separators U+2028 / U+2029, which some
+#: terminals and log viewers show as a new line.
+LINE_BREAKS = [chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) == 2]
+
+
+def test_printable_escapes_every_unicode_line_break() -> None:
+    assert {"\x85", "\u2028", "\u2029"} <= set(LINE_BREAKS)
+    for brk in LINE_BREAKS:
+        shown = printable(f"all downstream pipelines succeeded{brk}ok")
+        assert len(shown.splitlines()) == 1, repr(brk)
+        assert f"\\x{ord(brk):02x}" in shown or f"\\u{ord(brk):04x}" in shown
+        kept = printable_lines(f"a{brk}b")
+        assert len(kept.splitlines()) == (2 if brk == "\n" else 1), repr(brk)
+
+
 @pytest.mark.parametrize("json_format", [False, True])
 def test_log_lines_carry_api_text_escaped(
     json_format: bool, capsys: pytest.CaptureFixture[str]
