@@ -189,6 +189,24 @@ def check_start(slugs: Iterable[str], projects: Mapping[str, Path]) -> list[str]
     return checked
 
 
+def check_tokens(tokens: Iterable[str]) -> None:
+    """Refuse ``--token`` values the CLI itself would refuse as ``CIRCLEBACK_TOKEN``.
+
+    The banner tells people to export one of them; a value under ``MIN_TOKEN_LENGTH`` (or
+    holding whitespace) would then make every circleback command exit 2. The value is
+    never quoted.
+    """
+    from circleback._redact import MIN_TOKEN_LENGTH
+
+    for position, token in enumerate(tokens, start=1):
+        if len(token) < MIN_TOKEN_LENGTH or token != token.strip() or " " in token:
+            raise errors.ConfigurationError(
+                f"--token number {position} is not a value circleback accepts as a token "
+                f"({len(token)} characters; it needs {MIN_TOKEN_LENGTH} or more, no spaces).",
+                hint="Pass a longer value, e.g. --token local-emulator-token.",
+            )
+
+
 def run(
     *,
     host: str,
@@ -208,6 +226,7 @@ def run(
     """
     projects = parse_projects(project_items)
     roots = check_start(start, projects)
+    check_tokens(tokens)
     if page_size < 1:
         raise errors.ConfigurationError(
             "--page-size must be at least 1.", hint="Pass --page-size 20 (CircleCI's)."

@@ -219,3 +219,19 @@ def test_pages_for_a_pipeline_its_workflow_and_job_in_process() -> None:
     lines = banner("http://127.0.0.1:1", projects=[], tokens=[])
     assert any("no --token: any is accepted" in x for x in lines)
     assert any("POST /_emulator/projects" in x for x in lines)
+
+
+@pytest.mark.parametrize("token", ["ZQX", "ZQX-short-tok", " ZQX-padded-emulator-token"])
+def test_a_token_the_cli_would_refuse_is_refused_before_binding(
+    capsys: pytest.CaptureFixture[str], token: str
+) -> None:
+    # Why: `--token t` was accepted, the banner said to export it, and every circleback
+    # command then exited 2 ("too short to be a CircleCI token").
+    from circleback import _cli
+
+    code = _cli.run(["emulator", "--port", "0", "--token", "a-long-enough-token", "--token", token])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--token number 2" in err
+    assert token.strip() not in err
+    assert "Traceback" not in err
