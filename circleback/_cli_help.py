@@ -68,9 +68,12 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (_CREDENTIALS, _HOST, "CIRCLE_PIPELINE_ID: the default --upstream-pipeline-id", _LOG),
         (
             "0 created (the new pipeline's id is on stdout)",
-            "1 the downstream pipeline errored at creation",
-            "2 bad input, or a refused cycle or depth (nothing was created)",
-            "3 API or network error after retries",
+            "1 the downstream pipeline errored at creation or ran no workflow",
+            "2 bad input, or a refused cycle or depth (nothing was created); or the "
+            "downstream config never uses the callback parameter (created, but it will "
+            "never release this pipeline)",
+            "3 API or network error after retries, or the outcome is unknown (look for the "
+            "pipeline before running again)",
         ),
     ),
     "approve": (
@@ -98,7 +101,14 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "4 --timeout passed",
         ),
     ),
-    "sweep": ((_CREDENTIALS, _HOST, _LOG), ("0 done (or nothing to do)", *_API_CODES)),
+    "sweep": (
+        (_CREDENTIALS, _HOST, _LOG),
+        (
+            "0 done (or nothing to do)",
+            _API_CODES[0],
+            "3 API or network error, or a hold could not be judged (see --json)",
+        ),
+    ),
     "trace": ((_CREDENTIALS, _HOST, _LOG), ("0 printed", *_API_CODES)),
     "doctor": (
         (_CREDENTIALS, _HOST, _ALLOW, _LOG),
@@ -128,6 +138,13 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "demo": ((_LOG,), ("0 the demo showed what it promises", "1 it did not", "3 or 4 it stalled")),
     "pack": ((_LOG,), ("0 packed", "2 the orb's source is broken")),
+    # circleback webhook install|list|remove
+    "install": (
+        (_CREDENTIALS, _HOST, "CIRCLEBACK_WEBHOOK_SECRETS: the signing secret (the first)", _LOG),
+        ("0 installed, or already installed (its secret set)", *_API_CODES),
+    ),
+    "list": ((_CREDENTIALS, _HOST, _LOG), ("0 listed", *_API_CODES)),
+    "remove": ((_CREDENTIALS, _HOST, _LOG), ("0 removed, or none to remove", *_API_CODES)),
 }
 
 
