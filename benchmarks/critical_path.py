@@ -141,8 +141,8 @@ def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
     lines += [
         "",
         "What bounds the hold release latency: after B's work ends, one job start (B's "
-        "callback job) plus `circleback approve` (3 requests), then one job start (A's check "
-        "job) plus `circleback status` (1 request). With a real job start of S seconds, "
+        "callback job) plus `circleback approve` (7 requests), then one job start (A's check "
+        "job) plus `circleback status` (2 requests). With a real job start of S seconds, "
         f"circleback's release + check is about 2 x S plus the two commands (here S = {d} s). "
         "The tutorial saves B's callback job start by approving from inside B's running job; "
         "its one-shot check then races B's job to its end (here the check's own job start "
